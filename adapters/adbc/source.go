@@ -1,0 +1,340 @@
+package adbc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	goadbc "github.com/apache/arrow-adbc/go/adbc"
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/volleyhq/volley/async"
+	"github.com/volleyhq/volley/driver"
+)
+
+// StatementCanceler is an optional interface of an adbc.Statement (ADBC
+// 1.1's AdbcStatementCancel, which the Go interfaces of v1.12 do not
+// name): cancel the statement's execution from another goroutine. Go
+// drivers that have it get it called on cancellation; C drivers loaded
+// through the driver manager get AdbcStatementCancel either way.
+type StatementCanceler interface {
+	Cancel() error
+}
+
+// source is one query's result on one statement: the async.Source that
+// Conn.Query returns. The runtime calls Schema, Next and Close from one
+// goroutine at a time; interrupt may come from any goroutine.
+//
+// Lifecycle: new -> Schema (ExecuteSchema, or ExecuteQuery) -> Next...
+// (ExecuteQuery at the first Next when not yet run; then one reader Next
+// per batch, or a slice of a batch already read) -> Close (cancel when not
+// drained, release the reader, close the statement).
+type source struct {
+	conn *Conn
+	cfg  *Config
+	st   goadbc.Statement
+	cst  *cStatement // the C statement behind st, or nil
+	req  *driver.Request
+
+	// execCtx is the statement's context for drivers that honour one (Go
+	// drivers keep using the context of ExecuteQuery while the reader
+	// streams); it ends with interrupt and Close.
+	execCtx    context.Context
+	execCancel context.CancelCauseFunc
+
+	schema  *arrow.Schema
+	rdr     array.RecordReader
+	eof     bool
+	pending arrow.RecordBatch // a batch being handed out in slices
+	off     int64             // rows of pending already handed out
+	partial bool              // partition source: no statement to own
+
+	mu     sync.Mutex // guards closed against interrupt
+	closed bool
+}
+
+func (c *Conn) newSource(st goadbc.Statement, req *driver.Request) *source {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	s := &source{conn: c, cfg: &c.c.cfg, st: st, cst: cStatementOf(st), req: req,
+		execCtx: ctx, execCancel: cancel}
+	c.setActive(s)
+	return s
+}
+
+// interrupt cancels the statement's work: its context and, where the
+// driver has one, its cancel function. It is safe from any goroutine and
+// does nothing once Close has begun.
+func (s *source) interrupt(cause error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.execCancel(cause)
+	if s.st == nil {
+		return
+	}
+	switch {
+	case s.cst != nil:
+		_ = protect("StatementCancel", s.cst.cancel)
+	default:
+		if c, ok := s.st.(StatementCanceler); ok {
+			_ = protect("Statement.Cancel", c.Cancel)
+		}
+	}
+}
+
+// watch interrupts the statement if ctx ends before the returned stop is
+// called.
+func (s *source) watch(ctx context.Context) (stop func() bool) {
+	return context.AfterFunc(ctx, func() { s.interrupt(context.Cause(ctx)) })
+}
+
+// Schema describes the result before any row is read: ExecuteSchema where
+// the statement supports it, else the reader's schema once ExecuteQuery
+// has returned.
+func (s *source) Schema(ctx context.Context) (*arrow.Schema, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("adbc: schema: %w", context.Cause(ctx))
+	}
+	if s.schema != nil {
+		return s.schema, nil
+	}
+	if sc, err := s.executeSchema(ctx); err == nil && sc != nil {
+		s.schema = sc
+		return sc, nil
+	} else if cerr := ctxError(ctx, "schema", err, s.cfg); cerr != nil {
+		return nil, cerr
+	}
+	// ExecuteSchema is missing or failed (some statements cannot be
+	// described, e.g. with parameters): execute, and report that error.
+	if err := s.execute(ctx); err != nil {
+		return nil, err
+	}
+	s.schema = s.rdr.Schema()
+	return s.schema, nil
+}
+
+// executeSchema asks the statement for its result schema.
+func (s *source) executeSchema(ctx context.Context) (sc *arrow.Schema, err error) {
+	stop := s.watch(ctx)
+	defer stop()
+	err = s.conn.protect("Statement.ExecuteSchema", func() (err error) {
+		switch st := s.st.(type) {
+		case goadbc.StatementExecuteSchema:
+			sc, err = st.ExecuteSchema(s.execCtx)
+		default:
+			if s.cst == nil {
+				return goadbc.Error{Code: goadbc.StatusNotImplemented}
+			}
+			sc, err = s.cst.executeSchema()
+		}
+		return err
+	})
+	return sc, err
+}
+
+// execute runs the query and keeps its reader.
+func (s *source) execute(ctx context.Context) error {
+	stop := s.watch(ctx)
+	defer stop()
+	var rdr array.RecordReader
+	err := s.conn.protect("Statement.ExecuteQuery", func() (err error) {
+		rdr, _, err = s.st.ExecuteQuery(s.execCtx)
+		return err
+	})
+	if cerr := ctxError(ctx, "execute", err, s.cfg); cerr != nil {
+		if rdr != nil {
+			s.conn.protect("RecordReader.Release", func() error { rdr.Release(); return nil })
+		}
+		return cerr
+	}
+	if err != nil {
+		return MapError("execute", err, s.cfg)
+	}
+	if rdr == nil {
+		return &async.Error{Code: async.EPROTO, Message: "adbc: execute: the driver returned no reader", Err: async.ErrProtocol}
+	}
+	s.rdr = rdr
+	if s.schema != nil && !sameSchema(s.schema, rdr.Schema()) {
+		return &async.Error{Code: async.EPROTO,
+			Message: fmt.Sprintf("adbc: execute: the result's schema %s differs from the described %s", rdr.Schema(), s.schema),
+			Err:     ErrSchemaMismatch}
+	}
+	return nil
+}
+
+// sameSchema compares field names, types and nullability, ignoring
+// metadata (drivers attach different metadata to described and executed
+// schemas).
+func sameSchema(a, b *arrow.Schema) bool {
+	if a.NumFields() != b.NumFields() {
+		return false
+	}
+	for i := range a.NumFields() {
+		fa, fb := a.Field(i), b.Field(i)
+		if fa.Name != fb.Name || !arrow.TypeEqual(fa.Type, fb.Type) {
+			return false
+		}
+	}
+	return true
+}
+
+// Next returns the next batch: a slice of the batch being handed out, or
+// the reader's next batch, pulled only now.
+func (s *source) Next(ctx context.Context) (async.Batch, error) {
+	if err := ctx.Err(); err != nil {
+		return async.Batch{}, fmt.Errorf("adbc: next: %w", context.Cause(ctx))
+	}
+	if s.rdr == nil && !s.eof {
+		if err := s.execute(ctx); err != nil {
+			return async.Batch{}, err
+		}
+	}
+	if s.pending != nil {
+		return async.Batch{Record: s.slice()}, nil
+	}
+	if s.eof {
+		return async.Batch{}, io.EOF
+	}
+	var (
+		ok  bool
+		rec arrow.RecordBatch
+		err error
+	)
+	stop := s.watch(ctx)
+	perr := s.conn.protect("RecordReader.Next", func() error {
+		ok = s.rdr.Next()
+		if ok {
+			rec = s.rdr.RecordBatch()
+			rec.Retain()
+		} else {
+			err = s.rdr.Err()
+		}
+		return nil
+	})
+	stop()
+	if perr != nil {
+		err = perr
+	}
+	if cerr := ctxError(ctx, "next", err, s.cfg); cerr != nil {
+		if rec != nil {
+			rec.Release()
+		}
+		return async.Batch{}, cerr
+	}
+	if err != nil {
+		return async.Batch{}, MapError("read", err, s.cfg)
+	}
+	if !ok {
+		s.eof = true
+		return async.Batch{}, io.EOF
+	}
+	if s.schema != nil && !sameSchema(s.schema, rec.Schema()) {
+		rec.Release()
+		return async.Batch{}, &async.Error{Code: async.EPROTO,
+			Message: "adbc: read: a batch does not match the result's schema", Err: ErrSchemaMismatch}
+	}
+	if limit := s.sliceRows(rec); limit > 0 && rec.NumRows() > limit {
+		s.pending, s.off = rec, 0
+		return async.Batch{Record: s.slice()}, nil
+	}
+	return async.Batch{Record: rec}, nil
+}
+
+// sliceRows is the row bound for batches like rec: the request's
+// BatchRows, tightened so that a slice stays within BatchBytes; 0 when rec
+// needs no slicing.
+func (s *source) sliceRows(rec arrow.RecordBatch) int64 {
+	if s.req == nil || rec.NumRows() <= 1 {
+		return 0
+	}
+	limit := s.req.BatchRows
+	if s.req.BatchBytes > 0 {
+		if b := recordBytes(rec); b > s.req.BatchBytes {
+			n := max(1, rec.NumRows()*s.req.BatchBytes/b)
+			if limit == 0 || n < limit {
+				limit = n
+			}
+		}
+	}
+	return limit
+}
+
+// slice hands out the next slice of pending.
+func (s *source) slice() arrow.RecordBatch {
+	limit := s.sliceRows(s.pending)
+	if limit <= 0 {
+		limit = s.pending.NumRows()
+	}
+	end := min(s.off+limit, s.pending.NumRows())
+	out := s.pending.NewSlice(s.off, end)
+	s.off = end
+	if end == s.pending.NumRows() {
+		s.pending.Release()
+		s.pending, s.off = nil, 0
+	}
+	return out
+}
+
+// Close stops the query when it has not been drained, releases the reader
+// and closes the statement. It is called once, by the runtime.
+func (s *source) Close() error {
+	if !s.eof && (s.rdr != nil || s.schema != nil) {
+		s.interrupt(context.Canceled)
+	}
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.execCancel(context.Canceled)
+	s.conn.clearActive(s)
+	if s.pending != nil {
+		s.pending.Release()
+		s.pending = nil
+	}
+	var errs []error
+	if s.rdr != nil {
+		errs = append(errs, s.conn.protect("RecordReader.Release", func() error { s.rdr.Release(); return nil }))
+		s.rdr = nil
+	}
+	if s.st != nil && !s.partial {
+		if err := s.conn.protect("Statement.Close", s.st.Close); err != nil {
+			errs = append(errs, MapError("close statement", err, s.cfg))
+		}
+		s.st = nil
+	}
+	return errors.Join(errs...)
+}
+
+// recordBytes is the total length of rec's buffers, children and
+// dictionaries included (as async's byte accounting counts them).
+func recordBytes(rec arrow.RecordBatch) int64 {
+	var n int64
+	for _, col := range rec.Columns() {
+		n += dataBytes(col.Data())
+	}
+	return n
+}
+
+func dataBytes(d arrow.ArrayData) int64 {
+	if d == nil {
+		return 0
+	}
+	var n int64
+	for _, b := range d.Buffers() {
+		if b != nil {
+			n += int64(b.Len())
+		}
+	}
+	for _, c := range d.Children() {
+		n += dataBytes(c)
+	}
+	if d.DataType().ID() == arrow.DICTIONARY {
+		// Dictionary returns a typed nil for other types.
+		n += dataBytes(d.Dictionary())
+	}
+	return n
+}
