@@ -1,0 +1,272 @@
+#include <errno.h>
+#include <string.h>
+
+#include "bridge.h"
+#include "_cgo_export.h"
+
+int vl_call_on_schema(struct ArrowAsyncDeviceStreamHandler* h, struct ArrowSchema* s) {
+  return h->on_schema(h, s);
+}
+
+static int vl_task_extract(struct ArrowAsyncTask* t, struct ArrowDeviceArray* out) {
+  uintptr_t handle = (uintptr_t)t->private_data;
+  if (handle == 0) return EINVAL;  // this copy was already extracted
+  t->private_data = NULL;
+  if (out != NULL) memset(out, 0, sizeof(*out));
+  return goTaskExtract(handle, out);
+}
+
+int vl_send_task(struct ArrowAsyncDeviceStreamHandler* h, uintptr_t task, const char* md) {
+  // The task struct lives on this C stack for the duration of the call
+  // (N4); the consumer copies it by value to keep it.
+  struct ArrowAsyncTask t;
+  t.extract_data = vl_task_extract;
+  t.private_data = (void*)task;
+  return h->on_next_task(h, &t, md);
+}
+
+int vl_send_end(struct ArrowAsyncDeviceStreamHandler* h, const char* md) {
+  return h->on_next_task(h, NULL, md);
+}
+
+void vl_call_on_error(struct ArrowAsyncDeviceStreamHandler* h, int code, const char* msg,
+                      const char* md) {
+  h->on_error(h, code, msg, md);
+}
+
+void vl_call_release(struct ArrowAsyncDeviceStreamHandler* h) { h->release(h); }
+
+void vl_call_request(struct ArrowAsyncProducer* p, int64_t n) { p->request(p, n); }
+
+void vl_call_cancel(struct ArrowAsyncProducer* p) { p->cancel(p); }
+
+int vl_call_extract(uintptr_t fn, uintptr_t priv, struct ArrowDeviceArray* out) {
+  struct ArrowAsyncTask t;
+  t.extract_data = (int (*)(struct ArrowAsyncTask*, struct ArrowDeviceArray*))fn;
+  t.private_data = (void*)priv;
+  return t.extract_data(&t, out);
+}
+
+void vl_schema_release(struct ArrowSchema* s) {
+  if (s != NULL && s->release != NULL) s->release(s);
+}
+
+void vl_array_release(struct ArrowArray* a) {
+  if (a != NULL && a->release != NULL) a->release(a);
+}
+
+// ---- producer (Go producer, C consumer) ----
+
+static void vl_producer_request(struct ArrowAsyncProducer* p, int64_t n) {
+  goProducerRequest((uintptr_t)p->private_data, n);
+}
+
+static void vl_producer_cancel(struct ArrowAsyncProducer* p) {
+  goProducerCancel((uintptr_t)p->private_data);
+}
+
+struct ArrowAsyncProducer* vl_producer_new(uintptr_t handle) {
+  struct ArrowAsyncProducer* p = calloc(1, sizeof(*p));
+  if (p == NULL) return NULL;
+  p->device_type = ARROW_DEVICE_CPU;
+  p->request = vl_producer_request;
+  p->cancel = vl_producer_cancel;
+  p->additional_metadata = NULL;
+  p->private_data = (void*)handle;
+  return p;
+}
+
+int vl_producer_set_metadata(struct ArrowAsyncProducer* p, const void* md, int64_t len) {
+  void* copy = vl_copy(md, len);
+  if (copy == NULL) return ENOMEM;
+  free((void*)p->additional_metadata);
+  p->additional_metadata = copy;
+  return 0;
+}
+
+void vl_producer_free(struct ArrowAsyncProducer* p) {
+  free((void*)p->additional_metadata);
+  free(p);
+}
+
+// ---- handler (C producer, Go consumer) ----
+
+static int vl_handler_on_schema(struct ArrowAsyncDeviceStreamHandler* h, struct ArrowSchema* s) {
+  return goHandlerOnSchema((uintptr_t)h->private_data, h->producer, s);
+}
+
+static int vl_handler_on_next_task(struct ArrowAsyncDeviceStreamHandler* h,
+                                   struct ArrowAsyncTask* t, const char* md) {
+  if (t == NULL) return goHandlerOnNextTask((uintptr_t)h->private_data, 0, 0, (char*)md);
+  return goHandlerOnNextTask((uintptr_t)h->private_data, (uintptr_t)t->extract_data,
+                             (uintptr_t)t->private_data, (char*)md);
+}
+
+static void vl_handler_on_error(struct ArrowAsyncDeviceStreamHandler* h, int code,
+                                const char* msg, const char* md) {
+  goHandlerOnError((uintptr_t)h->private_data, code, (char*)msg, (char*)md);
+}
+
+static void vl_handler_release(struct ArrowAsyncDeviceStreamHandler* h) {
+  uintptr_t handle = (uintptr_t)h->private_data;
+  h->release = NULL;
+  h->private_data = NULL;
+  goHandlerRelease(handle);
+  free(h);
+}
+
+struct ArrowAsyncDeviceStreamHandler* vl_handler_new(uintptr_t handle) {
+  struct ArrowAsyncDeviceStreamHandler* h = calloc(1, sizeof(*h));
+  if (h == NULL) return NULL;
+  h->on_schema = vl_handler_on_schema;
+  h->on_next_task = vl_handler_on_next_task;
+  h->on_error = vl_handler_on_error;
+  h->release = vl_handler_release;
+  h->producer = NULL;
+  h->private_data = (void*)handle;
+  return h;
+}
+
+// ---- array export ----
+
+// A CPU record exported by arrow/cdata, wrapped so that the top-level
+// release also releases the Go DeviceBatch.
+struct vl_wrapped {
+  struct ArrowArray inner;
+  uintptr_t batch;
+};
+
+struct vl_wrapped* vl_wrap_new(void) { return calloc(1, sizeof(struct vl_wrapped)); }
+
+struct ArrowArray* vl_wrap_inner(struct vl_wrapped* w) { return &w->inner; }
+
+static void vl_wrap_release(struct ArrowArray* a) {
+  struct vl_wrapped* w = a->private_data;
+  // The consumer may have moved children out through the shared children
+  // array: the inner release sees that, as it shares the same pointers.
+  if (w->inner.release != NULL) w->inner.release(&w->inner);
+  uintptr_t batch = w->batch;
+  free(w);
+  a->release = NULL;
+  a->private_data = NULL;
+  goBatchRelease(batch);
+}
+
+void vl_wrap_finish(struct ArrowArray* out, struct vl_wrapped* w, uintptr_t batch) {
+  w->batch = batch;
+  *out = w->inner;
+  out->release = vl_wrap_release;
+  out->private_data = w;
+}
+
+// Nodes of a device array tree: the structs are CPU memory (D1) that this
+// file allocates; buffers are device addresses that it never touches. The
+// parent owns its children's and dictionary's structs; a node's release frees
+// what the node owns and, for the top-level node, releases the Go batch.
+static void vl_node_release(struct ArrowArray* a) {
+  for (int64_t i = 0; i < a->n_children; i++) {
+    struct ArrowArray* c = a->children[i];
+    if (c == NULL) continue;
+    if (c->release != NULL) c->release(c);
+    free(c);
+  }
+  if (a->dictionary != NULL) {
+    if (a->dictionary->release != NULL) a->dictionary->release(a->dictionary);
+    free(a->dictionary);
+  }
+  free(a->children);
+  free((void*)a->buffers);
+  uintptr_t* top = a->private_data;
+  a->release = NULL;
+  a->private_data = NULL;
+  if (top != NULL) {
+    uintptr_t batch = *top;
+    free(top);
+    goBatchRelease(batch);
+  }
+}
+
+int vl_node_init(struct ArrowArray* a, int64_t n_buffers, int64_t n_children, int dict) {
+  memset(a, 0, sizeof(*a));
+  a->release = vl_node_release;
+  if (n_buffers > 0) {
+    a->buffers = calloc((size_t)n_buffers, sizeof(void*));
+    if (a->buffers == NULL) return ENOMEM;
+    a->n_buffers = n_buffers;
+  }
+  if (n_children > 0) {
+    a->children = calloc((size_t)n_children, sizeof(struct ArrowArray*));
+    if (a->children == NULL) return ENOMEM;
+    a->n_children = n_children;
+    for (int64_t i = 0; i < n_children; i++) {
+      a->children[i] = calloc(1, sizeof(struct ArrowArray));
+      if (a->children[i] == NULL) return ENOMEM;
+    }
+  }
+  if (dict) {
+    a->dictionary = calloc(1, sizeof(struct ArrowArray));
+    if (a->dictionary == NULL) return ENOMEM;
+  }
+  return 0;
+}
+
+void vl_node_set_buffer(struct ArrowArray* a, int64_t i, uintptr_t addr) {
+  a->buffers[i] = (const void*)addr;
+}
+
+int vl_node_set_top(struct ArrowArray* a, uintptr_t batch) {
+  uintptr_t* top = malloc(sizeof(uintptr_t));
+  if (top == NULL) return ENOMEM;
+  *top = batch;
+  a->private_data = top;
+  return 0;
+}
+
+// ---- metadata ----
+
+int64_t vl_metadata_len(const char* md, int64_t limit) {
+  if (md == NULL) return 0;
+  if (limit < 4) return -1;
+  int32_t count;
+  memcpy(&count, md, 4);
+  if (count < 0) return -1;
+  int64_t off = 4;
+  for (int32_t i = 0; i < count; i++) {
+    for (int kv = 0; kv < 2; kv++) {
+      if (limit - off < 4) return -1;
+      int32_t n;
+      memcpy(&n, md + off, 4);
+      off += 4;
+      if (n < 0 || (int64_t)n > limit - off) return -1;
+      off += n;
+    }
+  }
+  return off;
+}
+
+void* vl_copy(const void* src, int64_t len) {
+  void* p = malloc(len > 0 ? (size_t)len : 1);
+  if (p != NULL && len > 0) memcpy(p, src, (size_t)len);
+  return p;
+}
+
+// ---- C API helpers ----
+
+void* vl_box_new(uintptr_t h) {
+  uintptr_t* b = malloc(sizeof(uintptr_t));
+  if (b != NULL) *b = h;
+  return b;
+}
+
+uintptr_t vl_box_get(void* box) { return box == NULL ? 0 : *(uintptr_t*)box; }
+
+void vl_box_free(void* box) { free(box); }
+
+static __thread char* vl_err;
+
+void vl_set_last_error(const char* msg) {
+  free(vl_err);
+  vl_err = msg == NULL ? NULL : strdup(msg);
+}
+
+const char* vl_last_error(void) { return vl_err == NULL ? "" : vl_err; }

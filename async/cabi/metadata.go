@@ -1,0 +1,47 @@
+package cabi
+
+/*
+#include "bridge.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/volleyhq/volley/async"
+)
+
+// maxMetadataLen bounds how far the bridge walks encoded metadata it only has
+// a pointer to.
+const maxMetadataLen = 64 << 20
+
+// metadataFromC decodes the encoded metadata at md (NULL is empty metadata).
+// It learns the block's length by walking its own length fields (never
+// strlen: the encoding contains zero bytes), then decodes a bounded view of
+// exactly that length; the result is a copy.
+func metadataFromC(md *C.char) (arrow.Metadata, error) {
+	if md == nil {
+		return arrow.Metadata{}, nil
+	}
+	n := int(C.vl_metadata_len(md, maxMetadataLen))
+	if n < 0 {
+		return arrow.Metadata{}, fmt.Errorf("%w: metadata is not validly encoded (or longer than %d bytes)", async.ErrInvalid, maxMetadataLen)
+	}
+	view := unsafe.Slice((*byte)(unsafe.Pointer(md)), n)
+	if m, err := async.MetadataPrefixLen(view); err != nil || m != n {
+		return arrow.Metadata{}, fmt.Errorf("%w: metadata: bad encoding (%v)", async.ErrInvalid, err)
+	}
+	return async.DecodeMetadata(view)
+}
+
+// metadataToC returns a malloc'd copy of md's encoding (NULL when md is
+// empty) and its length; the caller frees it with C.free.
+func metadataToC(md arrow.Metadata) (*C.char, int) {
+	enc := async.EncodeMetadata(md)
+	if len(enc) == 0 {
+		return nil, 0
+	}
+	return (*C.char)(C.vl_copy(unsafe.Pointer(&enc[0]), C.int64_t(len(enc)))), len(enc)
+}
