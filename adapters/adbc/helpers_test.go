@@ -64,17 +64,18 @@ type result struct {
 	prodErr error // Produce's return
 }
 
-// run streams src through async.Produce into an async.Reader with the given
-// window and collects every batch.
+// run streams src through async.Produce (under ctx) into an async.Reader
+// with the given window and collects every batch.
 func run(t testing.TB, ctx context.Context, src async.Source, window int) result {
 	t.Helper()
 	r := async.NewReader(async.ReaderOptions{Window: window})
 	done := make(chan error, 1)
 	go func() { done <- async.Produce(ctx, r, src, async.ProduceOptions{}) }()
 	var res result
-	res.schema, res.err = r.Schema(ctx)
+	rctx := context.Background()
+	res.schema, res.err = r.Schema(rctx)
 	for res.err == nil {
-		b, err := r.Next(ctx)
+		b, err := r.Next(rctx)
 		if errors.Is(err, io.EOF) {
 			break
 		}

@@ -288,7 +288,7 @@ func (m *merge) drain(cn *goadbc.Connection, rdr array.RecordReader, i int, ch c
 			if cerr := ctxError(m.ctx, "read partition", err, m.cfg); cerr != nil {
 				return cerr
 			}
-			return MapError(fmt.Sprintf("read partition %d", i), err, m.cfg)
+			return readError(err, m.cfg)
 		}
 		if !ok {
 			return nil

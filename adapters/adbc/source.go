@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"syscall"
 
 	goadbc "github.com/apache/arrow-adbc/go/adbc"
 	"github.com/apache/arrow-go/v18/arrow"
@@ -227,7 +228,7 @@ func (s *source) Next(ctx context.Context) (async.Batch, error) {
 		return async.Batch{}, cerr
 	}
 	if err != nil {
-		return async.Batch{}, MapError("read", err, s.cfg)
+		return async.Batch{}, readError(err, s.cfg)
 	}
 	if !ok {
 		s.eof = true
@@ -337,4 +338,16 @@ func dataBytes(d arrow.ArrayData) int64 {
 		n += dataBytes(d.Dictionary())
 	}
 	return n
+}
+
+// readError maps a reader's failure. The C stream interface reports an
+// errno-like code with no meaning of its own (DuckDB returns 1 for every
+// failure) beside the driver's message, so a bare errno from a C reader
+// becomes EIO with that message.
+func readError(err error, cfg *Config) error {
+	var sys syscall.Errno
+	if _, ok := adbcError(err); !ok && errors.As(err, &sys) {
+		return &async.Error{Code: async.EIO, Message: scrub("adbc: read: "+err.Error(), cfg.secrets()), Err: err}
+	}
+	return MapError("read", err, cfg)
 }
