@@ -314,7 +314,9 @@ func (d *charDec) decode(v []byte) error {
 	return nil
 }
 
-type enumDec struct{ b *array.BinaryDictionaryBuilder }
+type enumDec struct {
+	b *array.BinaryDictionaryBuilder
+}
 
 func (d *enumDec) decode(v []byte) error {
 	if v == nil {

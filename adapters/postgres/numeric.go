@@ -65,7 +65,9 @@ func (n *numericVal) digit(i int) uint64 {
 	return uint64(binary.BigEndian.Uint16(n.digits[2*i:]))
 }
 
-func (n *numericVal) special() bool { return n.sign == numNaN || n.sign == numPInf || n.sign == numNInf }
+func (n *numericVal) special() bool {
+	return n.sign == numNaN || n.sign == numPInf || n.sign == numNInf
+}
 
 var pow10u64 = func() (p [20]uint64) {
 	p[0] = 1
