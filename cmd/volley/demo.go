@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/volleyhq/volley/integration/pgtest"
+)
+
+const demoHelp = `Usage: volley demo [flags]
+
+Generates TPC-H data and streams SELECT * FROM lineitem through Volley onto the
+device the placement policy picks (a GPU when one is usable and the result is
+worth a transfer, else pinned host or CPU memory), then prints the throughput
+and where the batches landed, with the policy's reason.
+
+By default it needs nothing but this repository's build: the data is generated
+with DuckDB's dbgen in the embedded DuckDB (a database file in a temporary
+directory, removed at the end). With --postgres it uses PostgreSQL instead: an
+ephemeral cluster started from the local PostgreSQL binaries (initdb, pg_ctl,
+postgres), or the server at --dsn; lineitem is generated in SQL with
+generate_series (about 6 million rows per unit of --sf). With --dsn, an existing
+table named lineitem is streamed as it is; otherwise it is created and left there.
+
+Flags:
+  --sf X              TPC-H scale factor (default 1: 6 million lineitem rows)
+  --postgres          use PostgreSQL instead of the embedded DuckDB
+  --dsn DSN           with --postgres: an existing server instead of an ephemeral one
+  --device D          auto | cpu | cuda_host[:N] | cuda[:N] (default auto)
+  --batch-bytes N     bound each batch's size (default 16MiB)
+  --batch-rows N      bound each batch's row count
+  --window N          batches requested ahead (default 4)
+  --stats text|json   the summary as text on stderr (default) or JSON on stdout
+  --quiet             no progress display and no text summary
+
+Examples:
+  volley demo
+  volley demo --sf 0.1 --device cpu
+  volley demo --postgres --sf 0.1
+  volley demo --postgres --dsn postgres://postgres@localhost:5432/postgres
+
+` + exitCodesHelp
+
+func runDemo(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	var qf queryFlags
+	qf.register(fs)
+	sf := fs.Float64("sf", 1, "TPC-H scale factor")
+	usePG := fs.Bool("postgres", false, "use PostgreSQL")
+	if err := parseFlags(e, fs, demoHelp, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("demo takes no arguments, got %q", fs.Arg(0))
+	}
+	if *sf <= 0 || math.IsNaN(*sf) || math.IsInf(*sf, 0) || *sf > 1000 {
+		return usagef("--sf %v: want a scale factor above 0 (1 is 6 million rows)", *sf)
+	}
+	if qf.driverName != "" {
+		return usagef("demo picks its driver itself; use --postgres for PostgreSQL")
+	}
+	if qf.dsn != "" && !*usePG {
+		return usagef("--dsn is for --postgres; the default demo uses the embedded DuckDB")
+	}
+	hint, hasHint, err := qf.validate()
+	if err != nil {
+		return err
+	}
+	say := func(format string, args ...any) {
+		if !qf.quiet {
+			fmt.Fprintf(e.stderr, "volley demo: "+format+"\n", args...)
+		}
+	}
+
+	var name, dsn, where string
+	if *usePG {
+		name = "postgres"
+		var stop func()
+		dsn, where, stop, err = demoPostgres(ctx, say, qf.dsn, *sf)
+		if err != nil {
+			return scrub(err, qf.dsn)
+		}
+		defer stop()
+	} else {
+		name = "adbc"
+		dir, err := os.MkdirTemp("", "volley-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if dsn, err = embeddedDuckDB(filepath.Join(dir, "tpch.duckdb")); err != nil {
+			return err
+		}
+		where = "the embedded DuckDB"
+		if err := demoDuckDB(ctx, e, say, dsn, *sf); err != nil {
+			return err
+		}
+	}
+
+	db, closeDB, err := openDB(name, dsn)
+	if err != nil {
+		return scrub(err, dsn)
+	}
+	defer closeDB()
+	say("streaming SELECT * FROM lineitem from %s through Volley", where)
+	res, err := streamQuery(ctx, e, db, streamSpec{
+		sql:      "SELECT * FROM lineitem",
+		opts:     qf.options(acceptFor(hint, hasHint, false)),
+		progress: !qf.quiet,
+	})
+	if err != nil {
+		return scrub(err, dsn)
+	}
+	res.driver, res.dsn = name, redactDSN(dsn)
+	if *usePG && qf.dsn == "" {
+		res.dsn = "" // an ephemeral cluster's address means nothing afterwards
+	}
+	if !*usePG {
+		res.dsn = ""
+	}
+	if qf.stats == "json" {
+		return printSummary(e, e.stdout, qf, res)
+	}
+	if qf.quiet {
+		return nil
+	}
+	s := summarize(res)
+	fmt.Fprintf(e.stderr, "streamed %s rows in %s batches (%s) in %s: %s rows/s, %s/s\n", count(s.Rows),
+		count(s.Batches), bytesText(s.Bytes), res.wall.Round(time.Millisecond),
+		count(int64(s.RowsPerSecond)), bytesText(int64(s.BytesPerSecond)))
+	fmt.Fprintf(e.stderr, "batches landed on %s\n", placementText(res.placement))
+	return nil
+}
+
+// demoDuckDB generates the TPC-H tables in the DuckDB database of dsn.
+func demoDuckDB(ctx context.Context, e *env, say func(string, ...any), dsn string, sf float64) error {
+	db, closeDB, err := openDB("adbc", dsn)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	say("generating TPC-H SF%s with DuckDB's dbgen…", strconv.FormatFloat(sf, 'g', -1, 64))
+	start := time.Now()
+	// The scale factor is a number we formatted: dbgen takes no bound
+	// parameters for it.
+	sql := "CALL dbgen(sf=" + strconv.FormatFloat(sf, 'f', -1, 64) + ")"
+	if _, err := streamQuery(ctx, e, db, streamSpec{sql: sql}); err != nil {
+		return fmt.Errorf("generating TPC-H data: %w", err)
+	}
+	say("generated in %s", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// demoPostgres returns the DSN of a database holding lineitem: an
+// ephemeral cluster (stopped by stop) unless dsn is given.
+func demoPostgres(ctx context.Context, say func(string, ...any), dsn string, sf float64) (string, string, func(), error) {
+	stop := func() {}
+	where := "PostgreSQL at " + redactDSN(dsn)
+	external := dsn != ""
+	if !external {
+		say("starting an ephemeral PostgreSQL cluster…")
+		srv, err := pgtest.Start(ctx, pgtest.Options{})
+		if err != nil {
+			if errors.Is(err, pgtest.ErrNoPostgres) {
+				return "", "", nil, withHint(exitConnect, err, "install postgresql (apt-get install postgresql), or pass --dsn")
+			}
+			return "", "", nil, withHint(exitConnect, err, "")
+		}
+		stop = func() { srv.Close() }
+		dsn, where = srv.DSN(), "an ephemeral PostgreSQL cluster"
+	}
+	if err := loadLineitem(ctx, say, dsn, sf, external); err != nil {
+		stop()
+		return "", "", nil, err
+	}
+	return dsn, where, stop, nil
+}
+
+// lineitemDDL is TPC-H's lineitem table.
+const lineitemDDL = `CREATE TABLE lineitem (
+	l_orderkey      bigint        NOT NULL,
+	l_partkey       bigint        NOT NULL,
+	l_suppkey       bigint        NOT NULL,
+	l_linenumber    integer       NOT NULL,
+	l_quantity      numeric(15,2) NOT NULL,
+	l_extendedprice numeric(15,2) NOT NULL,
+	l_discount      numeric(15,2) NOT NULL,
+	l_tax           numeric(15,2) NOT NULL,
+	l_returnflag    char(1)       NOT NULL,
+	l_linestatus    char(1)       NOT NULL,
+	l_shipdate      date          NOT NULL,
+	l_commitdate    date          NOT NULL,
+	l_receiptdate   date          NOT NULL,
+	l_shipinstruct  char(25)      NOT NULL,
+	l_shipmode      char(10)      NOT NULL,
+	l_comment       varchar(44)   NOT NULL
+)`
+
+// lineitemFill generates $1 rows shaped like TPC-H's (deterministic, not
+// dbgen's exact values).
+const lineitemFill = `INSERT INTO lineitem
+SELECT i / 4 + 1,
+       (i * 7919) % 200000 + 1,
+       (i * 104729) % 10000 + 1,
+       (i % 4 + 1)::integer,
+       (i % 50 + 1)::numeric(15,2),
+       round(((i * 31) % 100000 + 900 + (i % 100) / 100.0)::numeric, 2),
+       ((i % 11) / 100.0)::numeric(15,2),
+       ((i % 9) / 100.0)::numeric(15,2),
+       (ARRAY['A','N','R'])[i % 3 + 1],
+       (ARRAY['F','O'])[i % 2 + 1],
+       DATE '1992-01-02' + (i % 2500)::integer,
+       DATE '1992-01-31' + (i % 2500)::integer,
+       DATE '1992-01-03' + (i % 2530)::integer,
+       (ARRAY['DELIVER IN PERSON','COLLECT COD','NONE','TAKE BACK RETURN'])[i % 4 + 1],
+       (ARRAY['AIR','FOB','MAIL','RAIL','REG AIR','SHIP','TRUCK'])[i % 7 + 1],
+       md5(i::text)
+FROM generate_series(0::bigint, $1::bigint - 1) AS i`
+
+// loadLineitem creates and fills lineitem; with keepExisting an existing
+// table is used as it is.
+func loadLineitem(ctx context.Context, say func(string, ...any), dsn string, sf float64, keepExisting bool) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("connecting to PostgreSQL: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if keepExisting {
+		var exists bool
+		if err := conn.QueryRow(ctx, "SELECT to_regclass('lineitem') IS NOT NULL").Scan(&exists); err != nil {
+			return err
+		}
+		if exists {
+			say("streaming the existing table lineitem")
+			return nil
+		}
+	}
+	rows := int64(math.Round(sf * 6_000_000))
+	say("generating %s lineitem rows in PostgreSQL…", count(rows))
+	start := time.Now()
+	if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS lineitem"); err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, lineitemDDL); err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, lineitemFill, rows); err != nil {
+		return fmt.Errorf("generating lineitem: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "ANALYZE lineitem"); err != nil {
+		return err
+	}
+	say("generated in %s", time.Since(start).Round(time.Millisecond))
+	return nil
+}
