@@ -37,12 +37,15 @@ func RunProducerChecks(t *testing.T, f ProducerFactory) {
 	}
 }
 
-// CheckProducer runs every producer check against f and returns the
-// failures instead of failing a test.
-func CheckProducer(f ProducerFactory) []Failure {
+// CheckProducer runs the producer checks against f and returns the
+// failures instead of failing a test. With names, it runs only the checks
+// named.
+func CheckProducer(f ProducerFactory, names ...string) []Failure {
 	var all []Failure
 	for _, c := range producerChecks {
-		all = append(all, runRecorded(c.name, func(t TB) { c.run(t, f) })...)
+		if len(names) == 0 || slices.Contains(names, c.name) {
+			all = append(all, runRecorded(c.name, func(t TB) { c.run(t, f) })...)
+		}
 	}
 	return all
 }
@@ -106,20 +109,21 @@ func (s *pstream) goHelp(fn func()) {
 // it returned at all.
 func (s *pstream) end() (error, bool) {
 	s.t.Helper()
-	timer := time.NewTimer(Timeout)
+	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
 	case <-s.h.Released():
 	case <-timer.C:
-		s.t.Errorf("E6: no Release within %s (events: %s)", Timeout, eventList(s.h.Events()))
+		s.t.Errorf("E6: no Release within %s (events: %s)", timeout, eventList(s.h.Events()))
 		s.cancel()
+		timer.Reset(timeout)
 	}
 	var err error
 	returned := true
 	select {
 	case err = <-s.waitCh:
 	case <-timer.C:
-		s.t.Errorf("E6: the producer did not return within %s of its start", Timeout)
+		s.t.Errorf("E6: the producer did not return within %s of its start", timeout)
 		returned = false
 	}
 	s.cancel()
@@ -450,8 +454,8 @@ var producerChecks = []producerCheck{
 				h.Cancel()
 			case <-h.Released():
 				t.Errorf("X3: %s stream released before it was cancelled: %s", kind, eventList(h.Events()))
-			case <-time.After(Timeout):
-				t.Errorf("X3: %s stream did not start within %s: %s", kind, Timeout, eventList(h.Events()))
+			case <-time.After(timeout):
+				t.Errorf("X3: %s stream did not start within %s: %s", kind, timeout, eventList(h.Events()))
 			}
 			s.finish()
 			noErrorEvent(t, h, "X4")

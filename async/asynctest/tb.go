@@ -38,6 +38,9 @@ func (f Failure) String() string { return f.Check + ": " + f.Message }
 // return): a producer or consumer that hangs fails the check after it.
 const Timeout = 10 * time.Second
 
+// timeout is Timeout; the kit's own tests shorten it.
+var timeout = Timeout
+
 // recorder is a TB that collects failures.
 type recorder struct {
 	check string
