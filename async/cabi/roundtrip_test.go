@@ -57,7 +57,7 @@ func readAll(t *testing.T, ctx context.Context, r *async.Reader) (batches, rows 
 
 func TestRoundTrip(t *testing.T) {
 	for _, tc := range []struct {
-		name              string
+		name               string
 		batches, rows, win int
 	}{
 		{"empty", 0, 1, 1},
@@ -70,7 +70,7 @@ func TestRoundTrip(t *testing.T) {
 			defer mem.AssertSize(t, 0)
 			src := &asynctest.Source{Alloc: mem, Batches: tc.batches, Rows: tc.rows, Cols: 2,
 				Metadata: func(i int) arrow.Metadata {
-					return arrow.NewMetadata([]string{"k\x00ey"}, []string{string(rune('a' + i%26)) + "\x00"})
+					return arrow.NewMetadata([]string{"k\x00ey"}, []string{string(rune('a'+i%26)) + "\x00"})
 				}}
 			r := async.NewReader(async.ReaderOptions{Window: tc.win})
 			ctx := t.Context()

@@ -60,7 +60,9 @@ func vgo_query_cancel(q *C.struct_volley_query) C.int {
 }
 
 //export vgo_query_wait
-func vgo_query_wait(q *C.struct_volley_query) C.int { return C.int(capi.LibQueryWait(unsafe.Pointer(q))) }
+func vgo_query_wait(q *C.struct_volley_query) C.int {
+	return C.int(capi.LibQueryWait(unsafe.Pointer(q)))
+}
 
 //export vgo_query_free
 func vgo_query_free(q *C.struct_volley_query) { capi.LibQueryFree(unsafe.Pointer(q)) }
