@@ -65,7 +65,7 @@ func report(ctx context.Context, e *env, err error) int {
 		return exitOK
 	}
 	code, hint := classify(ctx, err)
-	msg := oneLine(err.Error())
+	msg := errnoPrefix.ReplaceAllString(oneLine(err.Error()), "")
 	if code == exitInterrupted {
 		msg = "interrupted; the query was cancelled"
 	}
@@ -91,8 +91,9 @@ func classify(ctx context.Context, err error) (int, string) {
 	var opErr *net.OpError
 	var dnsErr *net.DNSError
 	switch {
-	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, ctx.Err()) ||
-		async.CodeOf(err) == async.ECANCELED):
+	case ctx.Err() != nil:
+		// A signal arrived: whatever the query's error says, the user
+		// stopped it.
 		return exitInterrupted, ""
 	case errors.Is(err, driver.ErrUnknownDriver):
 		return exitConnect, orHint(hint, "register it with a blank import of its adapter, or use --driver adbc with a driver library")
@@ -123,6 +124,9 @@ func oneLine(s string) string {
 	s = strings.ReplaceAll(s, "\r", "")
 	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ; ")), " ")
 }
+
+// errnoPrefix is the "EIO: " an *async.Error puts first: noise for people.
+var errnoPrefix = regexp.MustCompile(`^E[A-Z]+: `)
 
 var secretKV = regexp.MustCompile(`(?i)\b(password|passwd|pwd|token|secret|api[_-]?key|access[_-]?key|adbc\.[a-z_.]*(?:password|token))\s*=\s*('[^']*'|"[^"]*"|[^;&\s]*)`)
 

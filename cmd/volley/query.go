@@ -6,11 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/volleyhq/volley/adapters/adbc"
 	"github.com/volleyhq/volley/async"
 	"github.com/volleyhq/volley/driver"
 )
@@ -346,8 +349,23 @@ func resolveSource(name, dsn string) (string, string, error) {
 			name = "adbc"
 		}
 	}
+	if !slices.Contains(driver.Drivers(), name) {
+		return "", "", withHint(exitConnect, fmt.Errorf("unknown driver %q; known: %s", name, strings.Join(driver.Drivers(), ", ")),
+			"for any other database, use --driver adbc with its ADBC driver library in the DSN (driver=/path/lib.so)")
+	}
 	if dsn == "" && strings.HasPrefix(name, "postgres") {
 		return "", "", usagef("--driver %s needs --dsn (e.g. postgres://user@localhost:5432/db)", name)
+	}
+	if name == "adbc" {
+		cfg, err := adbc.ParseDSN(dsn)
+		if err != nil {
+			return "", "", &cliError{code: exitUsage, err: err,
+				hint: "the adbc DSN is key=value pairs separated by ;, e.g. driver=/path/libduckdb_adbc.so;entrypoint=duckdb_adbc_init;path=/tmp/x.db"}
+		}
+		if lib := cfg.Library; strings.ContainsRune(lib, os.PathSeparator) && !regular(lib) {
+			return "", "", withHint(exitConnect, fmt.Errorf("ADBC driver library %s not found", lib),
+				"check the DSN's driver= path")
+		}
 	}
 	return name, dsn, nil
 }

@@ -1,0 +1,315 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+)
+
+// sampleRows is the size of the sample result; with --batch-rows 700 it
+// spans several batches.
+const sampleRows = 5000
+
+// The sample result, in each database's SQL: id i, half i/2, label NULL
+// when i%3 == 0 else "v<i>", even i%2 == 0.
+const (
+	duckdbSample = `SELECT range::BIGINT AS id, range::DOUBLE / 2 AS half,
+		CASE WHEN range % 3 = 0 THEN NULL ELSE 'v' || range::VARCHAR END AS label,
+		range % 2 = 0 AS even FROM range(?) ORDER BY id`
+	pgSample = `SELECT i AS id, i::float8 / 2 AS half,
+		CASE WHEN i % 3 = 0 THEN NULL ELSE 'v' || i END AS label,
+		i % 2 = 0 AS even FROM generate_series(0::int8, $1::int8 - 1) AS i`
+)
+
+// checkSample checks records against the sample result.
+func checkSample(t *testing.T, recs []arrow.RecordBatch) {
+	t.Helper()
+	i := 0
+	for _, rec := range recs {
+		s := rec.Schema()
+		col := func(name string) arrow.Array {
+			idx := s.FieldIndices(name)
+			if len(idx) != 1 {
+				t.Fatalf("result has no column %q: %s", name, s)
+			}
+			return rec.Column(idx[0])
+		}
+		ids, ok1 := col("id").(*array.Int64)
+		halves, ok2 := col("half").(*array.Float64)
+		evens, ok4 := col("even").(*array.Boolean)
+		labels := col("label")
+		if !ok1 || !ok2 || !ok4 {
+			t.Fatalf("unexpected column types: %s", s)
+		}
+		for r := 0; r < int(rec.NumRows()); r, i = r+1, i+1 {
+			if ids.Value(r) != int64(i) || halves.Value(r) != float64(i)/2 || evens.Value(r) != (i%2 == 0) {
+				t.Fatalf("row %d: id %d half %v even %v", i, ids.Value(r), halves.Value(r), evens.Value(r))
+			}
+			if i%3 == 0 {
+				if !labels.IsNull(r) {
+					t.Fatalf("row %d: label %q, want NULL", i, labels.ValueStr(r))
+				}
+				continue
+			}
+			if got := cellText(labels, r); got != "v"+strconv.Itoa(i) {
+				t.Fatalf("row %d: label %q", i, got)
+			}
+		}
+	}
+	if i != sampleRows {
+		t.Fatalf("read %d rows, want %d", i, sampleRows)
+	}
+}
+
+// readIPCFile reads an Arrow IPC file with a checked allocator.
+func readIPCFile(t *testing.T, path string) {
+	t.Helper()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := ipc.NewFileReader(f, ipc.WithAllocator(mem))
+	if err != nil {
+		t.Fatalf("%s is not an Arrow IPC file: %v", path, err)
+	}
+	defer r.Close()
+	var recs []arrow.RecordBatch
+	for i := 0; i < r.NumRecords(); i++ {
+		rec, err := r.RecordBatch(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.Retain()
+		recs = append(recs, rec)
+	}
+	if len(recs) < 2 {
+		t.Errorf("%s holds %d record batches; --batch-rows 700 should make several", path, len(recs))
+	}
+	checkSample(t, recs)
+	for _, r := range recs {
+		r.Release()
+	}
+}
+
+// readIPCStream reads an Arrow IPC stream with a checked allocator.
+func readIPCStream(t *testing.T, rd io.Reader) {
+	t.Helper()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	r, err := ipc.NewReader(rd, ipc.WithAllocator(mem))
+	if err != nil {
+		t.Fatalf("not an Arrow IPC stream: %v", err)
+	}
+	defer r.Release()
+	var recs []arrow.RecordBatch
+	for r.Next() {
+		rec := r.RecordBatch()
+		rec.Retain()
+		recs = append(recs, rec)
+	}
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	checkSample(t, recs)
+	for _, r := range recs {
+		r.Release()
+	}
+}
+
+// readParquet reads a Parquet file with a checked allocator.
+func readParquet(t *testing.T, path string) {
+	t.Helper()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	pf, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		t.Fatalf("%s is not a Parquet file: %v", path, err)
+	}
+	defer pf.Close()
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 1024}, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr, err := fr.GetRecordReader(t.Context(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rr.Release()
+	var recs []arrow.RecordBatch
+	for rr.Next() {
+		rec := rr.RecordBatch()
+		rec.Retain()
+		recs = append(recs, rec)
+	}
+	if err := rr.Err(); err != nil && err != io.EOF {
+		t.Fatal(err)
+	}
+	checkSample(t, recs)
+	for _, r := range recs {
+		r.Release()
+	}
+}
+
+// TestQueryOutputs writes the sample from DuckDB and from PostgreSQL in
+// every format and reads each file back with arrow-go.
+func TestQueryOutputs(t *testing.T) {
+	sources := []struct {
+		name string
+		args []string
+	}{
+		{"duckdb", []string{duckdbSample}},
+		{"postgres", []string{"--driver", "postgres", "--dsn", pgServer.DSN(), pgSample}},
+	}
+	for _, src := range sources {
+		for _, ext := range []string{".arrow", ".arrows", ".parquet"} {
+			t.Run(src.name+ext, func(t *testing.T) {
+				dir := t.TempDir()
+				out := filepath.Join(dir, "result"+ext)
+				args := append([]string{"query", "--batch-rows", "700", "--param", "int:" + strconv.Itoa(sampleRows),
+					"--out", out}, src.args...)
+				r := mustRun(t, runOpts{dir: dir}, args...)
+				if names := dirEntries(t, dir); len(names) != 1 || names[0] != "result"+ext {
+					t.Errorf("the output directory holds %q, want only result%s", names, ext)
+				}
+				if !strings.Contains(r.stderr, "5,000 rows") || !strings.Contains(r.stderr, "placement: cpu") {
+					t.Errorf("summary missing rows or placement:\n%s", r.stderr)
+				}
+				switch ext {
+				case ".arrow":
+					readIPCFile(t, out)
+				case ".arrows":
+					f, err := os.Open(out)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer f.Close()
+					readIPCStream(t, f)
+				case ".parquet":
+					readParquet(t, out)
+				}
+			})
+		}
+		t.Run(src.name+"-stdout", func(t *testing.T) {
+			args := append([]string{"query", "--quiet", "--stats", "json", "--param", "int:" + strconv.Itoa(sampleRows),
+				"--out", "-"}, src.args...)
+			r := mustRun(t, runOpts{}, args...)
+			readIPCStream(t, bytes.NewReader([]byte(r.stdout)))
+			var s summary
+			if err := json.Unmarshal([]byte(r.stderr), &s); err != nil {
+				t.Fatalf("--stats json with --out - should print JSON on stderr: %v\n%s", err, r.stderr)
+			}
+			if s.Rows != sampleRows || s.Device != "cpu" || s.Reason == "" || s.Batches < 1 || s.Bytes <= 0 {
+				t.Errorf("summary %+v", s)
+			}
+		})
+	}
+}
+
+// TestQueryPreview checks the table preview: aligned columns, NULL,
+// truncated wide cells, the limit footer.
+func TestQueryPreview(t *testing.T) {
+	wide := strings.Repeat("x", 100)
+	// The parameters bind in order: the first ? is the first --param.
+	r := mustRun(t, runOpts{}, "query", "--limit", "3", "--param", wide, "--param", "int:10",
+		"SELECT range AS n, CASE WHEN range = 1 THEN NULL ELSE ? END AS wide FROM range(?) ORDER BY n")
+	lines := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
+	want := []string{
+		"n  wide",
+		"-  " + strings.Repeat("-", maxCell),
+		"0  " + strings.Repeat("x", maxCell-1) + "…",
+		"1  NULL",
+		"2  " + strings.Repeat("x", maxCell-1) + "…",
+		"(3 of 10 rows shown; --limit N shows more)",
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("preview:\n%s\nwant:\n%s", r.stdout, strings.Join(want, "\n"))
+	}
+}
+
+// TestQueryParamsPostgres binds typed parameters in PostgreSQL: each
+// comes back with the value and type it was given.
+func TestQueryParamsPostgres(t *testing.T) {
+	r := mustRun(t, runOpts{}, "query", "--driver", "postgres", "--dsn", pgServer.DSN(),
+		"--param", "int:41", "--param", "float:1.5", "--param", "bool:true", "--param", "null",
+		"--param", "it's; DROP TABLE x", "--param", "str:int:7",
+		"SELECT $1::int8 + 1 AS a, $2::float8 * 2 AS b, NOT $3::bool AS c, $4::text IS NULL AS d, $5::text AS e, $6::text AS f")
+	lines := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("preview:\n%s", r.stdout)
+	}
+	fields := strings.Fields(lines[2])
+	want := []string{"42", "3", "false", "true", "it's;", "DROP", "TABLE", "x", "int:7"}
+	if strings.Join(fields, " ") != strings.Join(want, " ") {
+		t.Errorf("row %q, want %q", fields, want)
+	}
+}
+
+// TestQuerySimulatedGPU streams to a (simulated) GPU: no preview, since
+// device memory is not host readable, and --out is refused up front.
+func TestQuerySimulatedGPU(t *testing.T) {
+	gpu := runOpts{env: []string{envSimulatedGPUs + "=1"}}
+	r := mustRun(t, gpu, "query", "--device", "cuda:0", "--stats", "json", "SELECT * FROM range(100000)")
+	var s summary
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+		t.Fatalf("JSON summary: %v\n%s", err, r.stdout)
+	}
+	if s.Device != "cuda:0" || s.Rows != 100000 || !strings.Contains(s.Reason, "cuda:0 was asked for") {
+		t.Errorf("summary %+v", s)
+	}
+	if !strings.Contains(r.stderr, "not host readable") {
+		t.Errorf("stderr should say the batches are not host readable:\n%s", r.stderr)
+	}
+
+	dir := t.TempDir()
+	gpu.dir = dir
+	r = volley(t, gpu, "query", "--device", "cuda:0", "--out", "x.arrow", "SELECT 1")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "host-readable") {
+		t.Errorf("--device cuda:0 --out: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if names := dirEntries(t, dir); len(names) != 0 {
+		t.Errorf("left files behind: %q", names)
+	}
+
+	// Pinned host memory is host readable: the preview works.
+	r = mustRun(t, runOpts{env: gpu.env}, "query", "--device", "cuda_host:0", "--param", "int:3", "SELECT range AS n FROM range(?)")
+	if !strings.Contains(r.stdout, "2\n") || !strings.Contains(r.stderr, "placement: cuda_host:0") {
+		t.Errorf("cuda_host preview:\n%s\n%s", r.stdout, r.stderr)
+	}
+}
+
+// TestQueryProgressLines checks the plain progress lines of a non-terminal
+// stderr on a query that runs for more than a second.
+func TestQueryProgressLines(t *testing.T) {
+	r := mustRun(t, runOpts{}, "query", "--driver", "postgres", "--dsn", pgServer.DSN(), "--batch-rows", "1",
+		"--window", "1", "SELECT i, pg_sleep(0.4) IS NULL AS slept FROM generate_series(1, 4) AS i")
+	var progress int
+	for _, l := range strings.Split(r.stderr, "\n") {
+		if strings.HasPrefix(l, "volley: progress: ") {
+			progress++
+			if !strings.Contains(l, "rows") || !strings.Contains(l, "on cpu") {
+				t.Errorf("progress line %q lacks rows or device", l)
+			}
+		}
+	}
+	if progress < 1 || progress > 2 {
+		t.Errorf("%d progress lines for a query of about 1.6s, want 1 or 2 (one a second):\n%s", progress, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "\n4  false\n") {
+		t.Errorf("preview:\n%s", r.stdout)
+	}
+}
