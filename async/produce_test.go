@@ -1,0 +1,483 @@
+package async_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/volleyhq/volley/async"
+	"github.com/volleyhq/volley/async/asynctest"
+)
+
+func checkedAlloc(t *testing.T) *memory.CheckedAllocator {
+	t.Helper()
+	a := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	t.Cleanup(func() { a.AssertSize(t, 0) })
+	return a
+}
+
+func waitReleased(t *testing.T, h *asynctest.Handler) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), asynctest.Timeout)
+	defer cancel()
+	if err := h.WaitReleased(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func kindsOf(h *asynctest.Handler) string {
+	var b strings.Builder
+	for i, e := range h.Events() {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(e.Kind.String())
+	}
+	return b.String()
+}
+
+func noViolations(t *testing.T, h *asynctest.Handler) {
+	t.Helper()
+	for _, v := range h.Violations() {
+		t.Error(v)
+	}
+}
+
+// simMover is a Mover onto a simulated host-accessible device whose copies
+// complete asynchronously: Wait blocks until a goroutine-free "copy" (a
+// closed channel) is done. It checks the runtime uses Mover.Device and the
+// batch's Wait.
+type simMover struct {
+	dev   async.Device
+	moves atomic.Int64
+	fail  error
+}
+
+func (m *simMover) Device() async.Device { return m.dev }
+
+func (m *simMover) Move(ctx context.Context, rec arrow.RecordBatch) (*async.DeviceBatch, error) {
+	m.moves.Add(1)
+	if m.fail != nil {
+		rec.Release()
+		return nil, m.fail
+	}
+	done := make(chan struct{})
+	close(done) // the "copy" completes at once; Wait still goes through it
+	return async.NewDeviceBatch(async.DeviceBatchParts{Device: m.dev, Record: rec,
+		Wait: func(ctx context.Context) error {
+			select {
+			case <-done:
+				return nil
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		}}), nil
+}
+
+// TestProduceConformsWithMover runs the conformance kit against the
+// runtime moving every batch to a (simulated) pinned-host device.
+func TestProduceConformsWithMover(t *testing.T) {
+	mover := &simMover{dev: async.Device{Type: async.DeviceCUDAHost, ID: 0}}
+	asynctest.RunProducerChecks(t, asynctest.ProduceFactory(async.ProduceOptions{Mover: mover}))
+	if mover.moves.Load() == 0 {
+		t.Fatal("the mover was never used")
+	}
+}
+
+func TestProduceCleanEndAndStats(t *testing.T) {
+	alloc := checkedAlloc(t)
+	var st async.Stats
+	src := &asynctest.Source{Alloc: alloc, Batches: 4, Rows: 10, Cols: 3}
+	h := &asynctest.Handler{InitialRequest: 100}
+	md := arrow.NewMetadata([]string{"volley.placement"}, []string{"cpu"})
+	err := async.Produce(t.Context(), h, src, async.ProduceOptions{Stats: &st, AdditionalMetadata: md})
+	if err != nil {
+		t.Fatalf("Produce = %v", err)
+	}
+	noViolations(t, h)
+	if got, want := kindsOf(h), "OnSchema OnNextTask OnNextTask OnNextTask OnNextTask OnNextTask(end) Release"; got != want {
+		t.Errorf("calls %s, want %s", got, want)
+	}
+	if src.Closes() != 1 {
+		t.Errorf("source closed %d times", src.Closes())
+	}
+	if n, rows := h.Extracted(); n != 4 || rows != 40 {
+		t.Errorf("extracted %d tasks, %d rows", n, rows)
+	}
+	s := st.Snapshot()
+	ref := asynctest.MakeBatch(alloc, 3, 10, 0)
+	var perBatch int64
+	for _, c := range ref.Columns() {
+		perBatch += bytesOf(c.Data())
+	}
+	ref.Release()
+	if s.Rows != 40 || s.Batches != 4 || s.Bytes != 4*perBatch || perBatch < 3*80 {
+		t.Errorf("stats %+v, want 40 rows, 4 batches, %d bytes", s, 4*perBatch)
+	}
+	if s.Start.IsZero() || s.FirstBatch.IsZero() || s.End.IsZero() || s.End.Before(s.Start) || s.Elapsed() <= 0 {
+		t.Errorf("stats times %+v", s)
+	}
+	if got := h.Producer().AdditionalMetadata(); got.FindKey("volley.placement") != 0 {
+		t.Errorf("additional metadata %v", got)
+	}
+	// A3 and the arrow-go use-after-free: the producer is still safe to
+	// call after Release (it does nothing).
+	h.Producer().Request(5)
+	h.Producer().Cancel()
+	if n := len(h.Events()); n != 7 {
+		t.Errorf("calls after Release: %s", kindsOf(h))
+	}
+}
+
+func TestProduceRefusalsReturnErrRefused(t *testing.T) {
+	refuse := errors.New("no thanks")
+	cases := map[string]*asynctest.Handler{
+		"schema": {SchemaHook: func(*asynctest.Handler, async.Producer, *arrow.Schema) error { return refuse }},
+		"task": {InitialRequest: 5, TaskHook: func(_ *asynctest.Handler, i int, _ async.Task) error {
+			if i == 2 {
+				return refuse // not touched: the runtime discards it
+			}
+			return nil
+		}},
+		"end": {InitialRequest: 5, EndHook: func(*asynctest.Handler) error { return refuse }},
+	}
+	for name, h := range cases {
+		t.Run(name, func(t *testing.T) {
+			src := &asynctest.Source{Alloc: checkedAlloc(t), Batches: 3}
+			err := async.Produce(t.Context(), h, src, async.ProduceOptions{})
+			if !errors.Is(err, async.ErrRefused) || !errors.Is(err, refuse) {
+				t.Errorf("Produce = %v, want ErrRefused wrapping the handler's error", err)
+			}
+			if h.Count(asynctest.EvError) != 0 || h.Count(asynctest.EvRelease) != 1 {
+				t.Errorf("calls %s", kindsOf(h))
+			}
+			if src.Closes() != 1 {
+				t.Errorf("source closed %d times", src.Closes())
+			}
+			noViolations(t, h)
+		})
+	}
+}
+
+func TestProduceConsumerCancel(t *testing.T) {
+	src := &asynctest.Source{Alloc: checkedAlloc(t), Batches: -1, BlockAt: 3}
+	blocked := src.Blocked()
+	h := &asynctest.Handler{InitialRequest: 10}
+	s := async.Start(t.Context(), h, src, async.ProduceOptions{})
+	<-blocked // Next is blocked in the source: Cancel must interrupt it
+	h.Cancel()
+	err := s.Wait()
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Produce = %v, want context.Canceled", err)
+	}
+	if h.Count(asynctest.EvError) != 0 || h.Count(asynctest.EvEnd) != 0 {
+		t.Errorf("A2: a cancelled stream ends with Release only: %s", kindsOf(h))
+	}
+	if src.Closes() != 1 {
+		t.Errorf("source closed %d times", src.Closes())
+	}
+	noViolations(t, h)
+}
+
+func TestProduceContextEnds(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		code async.Errno
+		want error
+	}{{"cancel", async.ECANCELED, context.Canceled}, {"deadline", async.ETIMEDOUT, context.DeadlineExceeded}} {
+		t.Run(c.name, func(t *testing.T) {
+			src := &asynctest.Source{Alloc: checkedAlloc(t), Batches: -1, BlockAt: 2}
+			blocked := src.Blocked()
+			ctx, cancel := context.WithCancel(t.Context())
+			if c.name == "deadline" {
+				ctx, cancel = context.WithTimeout(t.Context(), 50*time.Millisecond)
+			}
+			defer cancel()
+			h := &asynctest.Handler{InitialRequest: 10}
+			s := async.Start(ctx, h, src, async.ProduceOptions{})
+			<-blocked
+			if c.name == "cancel" {
+				cancel()
+			}
+			err := s.Wait()
+			if !errors.Is(err, c.want) {
+				t.Errorf("Produce = %v, want %v", err, c.want)
+			}
+			es := h.Events()
+			if len(es) < 2 || es[len(es)-2].Kind != asynctest.EvError || es[len(es)-2].Err.Code != c.code {
+				t.Errorf("calls %s, want OnError(%v) then Release", kindsOf(h), c.code)
+			}
+			if src.Closes() != 1 {
+				t.Errorf("source closed %d times", src.Closes())
+			}
+			noViolations(t, h)
+		})
+	}
+}
+
+func TestProducePanics(t *testing.T) {
+	t.Run("source Next", func(t *testing.T) {
+		src := &asynctest.Source{Alloc: checkedAlloc(t), Batches: 5, PanicAt: 2}
+		h := &asynctest.Handler{InitialRequest: 10}
+		err := async.Produce(t.Context(), h, src, async.ProduceOptions{})
+		var e *async.Error
+		if !errors.As(err, &e) || e.Code != async.EIO || !strings.Contains(e.Message, "panic") {
+			t.Errorf("Produce = %v, want EIO panic", err)
+		}
+		if got, want := kindsOf(h), "OnSchema OnNextTask OnError Release"; got != want {
+			t.Errorf("calls %s, want %s", got, want)
+		}
+		if src.Closes() != 1 {
+			t.Errorf("source closed %d times", src.Closes())
+		}
+		noViolations(t, h)
+	})
+	t.Run("source Schema", func(t *testing.T) {
+		src := &asynctest.Source{PanicInSchema: true}
+		h := &asynctest.Handler{}
+		err := async.Produce(t.Context(), h, src, async.ProduceOptions{})
+		if async.CodeOf(err) != async.EIO {
+			t.Errorf("Produce = %v", err)
+		}
+		if got, want := kindsOf(h), "OnError Release"; got != want {
+			t.Errorf("calls %s, want %s (E2)", got, want)
+		}
+		if src.Closes() != 1 {
+			t.Errorf("source closed %d times", src.Closes())
+		}
+	})
+	for _, where := range []string{"OnSchema", "OnNextTask"} {
+		t.Run("handler "+where, func(t *testing.T) {
+			src := &asynctest.Source{Alloc: checkedAlloc(t), Batches: 5}
+			h := &asynctest.Handler{InitialRequest: 10}
+			if where == "OnSchema" {
+				h.SchemaHook = func(*asynctest.Handler, async.Producer, *arrow.Schema) error { panic("boom") }
+			} else {
+				h.TaskHook = func(_ *asynctest.Handler, i int, _ async.Task) error { panic("boom") }
+			}
+			err := async.Produce(t.Context(), h, src, async.ProduceOptions{})
+			if !strings.Contains(err.Error(), "panic in Handler."+where) {
+				t.Errorf("Produce = %v", err)
+			}
+			es := h.Events()
+			if es[len(es)-1].Kind != asynctest.EvRelease || h.Count(asynctest.EvError) != 0 {
+				t.Errorf("after a handler panic only Release: %s", kindsOf(h))
+			}
+			if src.Closes() != 1 {
+				t.Errorf("source closed %d times", src.Closes())
+			}
+		})
+	}
+}
+
+// TestProduceNoReadAhead: the Source is pulled only for demand.
+func TestProduceNoReadAhead(t *testing.T) {
+	src := &asynctest.Source{Alloc: checkedAlloc(t), Batches: 100}
+	second := make(chan struct{})
+	h := &asynctest.Handler{InitialRequest: 2, TaskHook: func(_ *asynctest.Handler, i int, _ async.Task) error {
+		if i == 2 {
+			close(second)
+		}
+		return nil
+	}}
+	s := async.Start(t.Context(), h, src, async.ProduceOptions{})
+	<-second
+	h.Cancel()
+	if err := s.Wait(); !errors.Is(err, context.Canceled) {
+		t.Errorf("Produce = %v", err)
+	}
+	if n := src.Nexts(); n != 2 {
+		t.Errorf("source pulled %d times for a demand of 2", n)
+	}
+	noViolations(t, h)
+}
+
+// TestIdleProducerCostsNoCPU: a stream with no demand sleeps. Over a 1 s
+// idle window the whole process uses less than 50 ms of CPU (rusage).
+func TestIdleProducerCostsNoCPU(t *testing.T) {
+	src := &asynctest.Source{Alloc: checkedAlloc(t), Batches: 3}
+	schema := make(chan struct{})
+	h := &asynctest.Handler{SchemaHook: func(*asynctest.Handler, async.Producer, *arrow.Schema) error {
+		close(schema)
+		return nil
+	}}
+	s := async.Start(t.Context(), h, src, async.ProduceOptions{})
+	<-schema
+	cpu := asynctest.IdleCPU(time.Second)
+	t.Logf("idle producer: %v CPU over 1s (%.2f%% of a core)", cpu, 100*cpu.Seconds())
+	if cpu > 50*time.Millisecond {
+		t.Errorf("idle producer used %v of CPU in 1s, want < 50ms", cpu)
+	}
+	h.Request(10)
+	if err := s.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deviceSource yields batches that are already on a device.
+type deviceSource struct {
+	asynctest.Source
+	dev async.Device
+}
+
+func (s *deviceSource) Next(ctx context.Context) (async.Batch, error) {
+	b, err := s.Source.Next(ctx)
+	if err != nil {
+		return b, err
+	}
+	db := async.NewCPUBatch(b.Record)
+	db.Device = s.dev
+	return async.Batch{Device: db}, nil
+}
+
+func TestProduceDeviceBatches(t *testing.T) {
+	host := async.Device{Type: async.DeviceCUDAHost, ID: 0}
+	t.Run("pass through", func(t *testing.T) {
+		src := &deviceSource{Source: asynctest.Source{Alloc: checkedAlloc(t), Batches: 2}, dev: host}
+		mover := &simMover{dev: host}
+		h := &asynctest.Handler{InitialRequest: 10}
+		if err := async.Produce(t.Context(), h, src, async.ProduceOptions{Mover: mover}); err != nil {
+			t.Fatal(err)
+		}
+		if mover.moves.Load() != 0 {
+			t.Errorf("device batches were moved")
+		}
+		if h.Producer().DeviceType() != async.DeviceCUDAHost {
+			t.Errorf("device type %v", h.Producer().DeviceType())
+		}
+		noViolations(t, h)
+	})
+	t.Run("wrong device", func(t *testing.T) {
+		src := &deviceSource{Source: asynctest.Source{Alloc: checkedAlloc(t), Batches: 2}, dev: host}
+		h := &asynctest.Handler{InitialRequest: 10}
+		err := async.Produce(t.Context(), h, src, async.ProduceOptions{})
+		if !errors.Is(err, async.ErrInvalid) {
+			t.Errorf("Produce = %v, want EINVAL", err)
+		}
+		if got, want := kindsOf(h), "OnSchema OnError Release"; got != want {
+			t.Errorf("calls %s, want %s", got, want)
+		}
+	})
+	t.Run("move fails", func(t *testing.T) {
+		src := &asynctest.Source{Alloc: checkedAlloc(t), Batches: 2}
+		mover := &simMover{dev: host, fail: async.ErrOutOfMemory}
+		h := &asynctest.Handler{InitialRequest: 10}
+		err := async.Produce(t.Context(), h, src, async.ProduceOptions{Mover: mover})
+		if async.CodeOf(err) != async.ENOMEM {
+			t.Errorf("Produce = %v, want ENOMEM", err)
+		}
+		if got, want := kindsOf(h), "OnSchema OnError Release"; got != want {
+			t.Errorf("calls %s, want %s", got, want)
+		}
+	})
+}
+
+// closeFails is a Source whose Close fails: on the clean path that becomes
+// OnError instead of end of stream.
+type closeFails struct{ asynctest.Source }
+
+func (s *closeFails) Close() error { s.Source.Close(); return errors.New("server said no") }
+
+func TestProduceCloseErrorReported(t *testing.T) {
+	src := &closeFails{asynctest.Source{Alloc: checkedAlloc(t), Batches: 1}}
+	h := &asynctest.Handler{InitialRequest: 10}
+	err := async.Produce(t.Context(), h, src, async.ProduceOptions{})
+	if err == nil || !strings.Contains(err.Error(), "server said no") {
+		t.Errorf("Produce = %v", err)
+	}
+	if got, want := kindsOf(h), "OnSchema OnNextTask OnError Release"; got != want {
+		t.Errorf("calls %s, want %s", got, want)
+	}
+	if src.Closes() != 1 {
+		t.Errorf("closed %d times", src.Closes())
+	}
+}
+
+func TestProduceSourceErrorCarriesCode(t *testing.T) {
+	src := &asynctest.Source{Alloc: checkedAlloc(t), Batches: 5, FailAt: 2, Err: io.ErrUnexpectedEOF}
+	h := &asynctest.Handler{InitialRequest: 10}
+	err := async.Produce(t.Context(), h, src, async.ProduceOptions{})
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("Produce = %v", err)
+	}
+	es := h.Events()
+	if e := es[len(es)-2]; e.Kind != asynctest.EvError || e.Err.Code != async.EIO || !errors.Is(e.Err, io.ErrUnexpectedEOF) {
+		t.Errorf("OnError event %+v", e)
+	}
+}
+
+func TestRecordBytes(t *testing.T) {
+	alloc := checkedAlloc(t)
+	if async.RecordBytes(nil) != 0 {
+		t.Error("RecordBytes(nil) != 0")
+	}
+	// int64 with nulls: validity (64 bytes, padded) + values (64 bytes for 3 values, padded).
+	ib := array.NewInt64Builder(alloc)
+	defer ib.Release()
+	ib.AppendValues([]int64{1, 2, 3}, []bool{true, false, true})
+	ints := ib.NewArray()
+	defer ints.Release()
+	var want int64
+	for _, b := range ints.Data().Buffers() {
+		if b != nil {
+			want += int64(b.Len())
+		}
+	}
+	// struct<list<int32>> and a dictionary column: children and dictionary count.
+	sb := array.NewStructBuilder(alloc, arrow.StructOf(arrow.Field{Name: "l", Type: arrow.ListOf(arrow.PrimitiveTypes.Int32)}))
+	defer sb.Release()
+	lb := sb.FieldBuilder(0).(*array.ListBuilder)
+	vb := lb.ValueBuilder().(*array.Int32Builder)
+	for range 3 {
+		sb.Append(true)
+		lb.Append(true)
+		vb.AppendValues([]int32{1, 2}, nil)
+	}
+	st := sb.NewArray()
+	defer st.Release()
+	want += bytesOf(st.Data())
+	dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int8, ValueType: arrow.BinaryTypes.String}
+	db := array.NewDictionaryBuilder(alloc, dt).(*array.BinaryDictionaryBuilder)
+	defer db.Release()
+	for _, s := range []string{"a", "bb", "a"} {
+		db.AppendString(s)
+	}
+	dict := db.NewArray()
+	defer dict.Release()
+	want += bytesOf(dict.Data())
+	schema := arrow.NewSchema([]arrow.Field{{Name: "i", Type: ints.DataType(), Nullable: true},
+		{Name: "s", Type: st.DataType()}, {Name: "d", Type: dt}}, nil)
+	rec := array.NewRecordBatch(schema, []arrow.Array{ints, st, dict}, 3)
+	defer rec.Release()
+	if got := async.RecordBytes(rec); got != want || got <= 0 {
+		t.Errorf("RecordBytes = %d, want %d", got, want)
+	}
+	if d := dict.Data().Dictionary(); d == nil || bytesOf(d) == 0 {
+		t.Fatal("the dictionary column has no dictionary bytes to count")
+	}
+}
+
+// bytesOf walks buffers, children and dictionary by hand.
+func bytesOf(d arrow.ArrayData) int64 {
+	var n int64
+	for _, b := range d.Buffers() {
+		if b != nil {
+			n += int64(b.Len())
+		}
+	}
+	for _, c := range d.Children() {
+		n += bytesOf(c)
+	}
+	if d.DataType().ID() == arrow.DICTIONARY {
+		n += bytesOf(d.Dictionary())
+	}
+	return n
+}
