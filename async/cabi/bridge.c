@@ -270,3 +270,29 @@ void vl_set_last_error(const char* msg) {
 }
 
 const char* vl_last_error(void) { return vl_err == NULL ? "" : vl_err; }
+
+// ---- block export ----
+
+const uint64_t vl_zero_region[8] = {0};
+
+void* vl_block_new(int64_t nodes, int64_t slots) {
+  size_t n = sizeof(struct vl_block) + (size_t)nodes * sizeof(struct ArrowArray) +
+             (size_t)slots * sizeof(void*);
+  return calloc(1, n);
+}
+
+void vl_block_node_release(struct ArrowArray* a) {
+  struct vl_block* b = a->private_data;
+  for (int64_t i = 0; i < a->n_children; i++) {
+    struct ArrowArray* c = a->children[i];
+    if (c->release != NULL) c->release(c);
+  }
+  if (a->dictionary != NULL && a->dictionary->release != NULL) a->dictionary->release(a->dictionary);
+  a->release = NULL;
+  a->private_data = NULL;
+  if (__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+    uintptr_t batch = b->batch;
+    free(b);
+    goBatchRelease(batch);
+  }
+}

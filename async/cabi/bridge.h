@@ -40,7 +40,6 @@ int vl_node_set_top(struct ArrowArray* a, uintptr_t batch);
 int64_t vl_metadata_len(const char* md, int64_t limit);
 void* vl_copy(const void* src, int64_t len);
 
-#endif
 
 // Boxes: C memory holding a cgo.Handle, for the C API's opaque handles.
 void* vl_box_new(uintptr_t h);
@@ -50,3 +49,16 @@ void vl_box_free(void* box);
 // The calling thread's last error (C memory owned by the library).
 void vl_set_last_error(const char* msg);
 const char* vl_last_error(void);
+
+// A CPU record batch exported in one C block: every child ArrowArray and
+// every buffers/children pointer array of the tree. Each node's release
+// drops one reference; the last frees the block and releases the Go batch.
+struct vl_block {
+  int64_t refs;
+  uintptr_t batch;
+};
+void* vl_block_new(int64_t nodes, int64_t slots);
+void vl_block_node_release(struct ArrowArray* a);
+extern const uint64_t vl_zero_region[8];
+
+#endif

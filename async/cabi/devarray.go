@@ -48,6 +48,13 @@ func exportBatch(b *async.DeviceBatch, out *C.struct_ArrowDeviceArray) error {
 			return async.Errorf(async.ENOMEM, "cabi: exporting a device array")
 		}
 	case b.Record != nil:
+		done, err := exportRecordBlock(b, b.Record, &out.array)
+		if err != nil {
+			return err
+		}
+		if done {
+			break
+		}
 		w := C.vl_wrap_new()
 		if w == nil {
 			return async.Errorf(async.ENOMEM, "cabi: exporting a record batch")
