@@ -1,0 +1,91 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// TestDemoDuckDB runs the embedded demo at SF 0.01: dbgen's lineitem has
+// 60,175 rows, all streamed, with the placement reported.
+func TestDemoDuckDB(t *testing.T) {
+	r := mustRun(t, runOpts{}, "demo", "--sf", "0.01")
+	for _, want := range []string{"generating TPC-H SF0.01", "streamed 60,175 rows", "batches landed on cpu (auto: cpu;"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	r = mustRun(t, runOpts{env: []string{envSimulatedGPUs + "=1"}}, "demo", "--sf", "0.01", "--quiet", "--stats", "json",
+		"--device", "cuda:0")
+	var s summary
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+		t.Fatalf("JSON summary: %v\n%s", err, r.stdout)
+	}
+	if s.Rows != 60175 || s.Device != "cuda:0" || s.Bytes <= 0 || s.Batches < 1 {
+		t.Errorf("summary %+v", s)
+	}
+	if r.stderr != "" {
+		t.Errorf("--quiet printed %q", r.stderr)
+	}
+}
+
+// TestDemoPostgres runs the PostgreSQL demo against its own ephemeral
+// cluster and against the test's server with --dsn.
+func TestDemoPostgres(t *testing.T) {
+	r := mustRun(t, runOpts{}, "demo", "--postgres", "--sf", "0.01", "--stats", "json")
+	var s summary
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+		t.Fatalf("JSON summary: %v\n%s", err, r.stdout)
+	}
+	if s.Rows != 60000 || s.Device != "cpu" || s.Driver != "postgres" || s.Reason == "" {
+		t.Errorf("summary %+v", s)
+	}
+	if !strings.Contains(r.stderr, "ephemeral PostgreSQL cluster") {
+		t.Errorf("stderr:\n%s", r.stderr)
+	}
+
+	// With --dsn: lineitem is made once, then streamed as it is.
+	r = mustRun(t, runOpts{}, "demo", "--postgres", "--dsn", pgServer.DSN(), "--sf", "0.001")
+	if !strings.Contains(r.stderr, "generating 6,000 lineitem rows") || !strings.Contains(r.stderr, "streamed 6,000 rows") {
+		t.Errorf("first run:\n%s", r.stderr)
+	}
+	r = mustRun(t, runOpts{}, "demo", "--postgres", "--dsn", pgServer.DSN(), "--sf", "0.5")
+	if !strings.Contains(r.stderr, "existing table lineitem") || !strings.Contains(r.stderr, "streamed 6,000 rows") {
+		t.Errorf("second run:\n%s", r.stderr)
+	}
+}
+
+// TestDevices lists the inventory: the CPU always, and simulated GPUs
+// when asked for.
+func TestDevices(t *testing.T) {
+	r := mustRun(t, runOpts{}, "devices")
+	lines := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
+	if len(lines) < 2 || !strings.HasPrefix(lines[0], "DEVICE") || !strings.HasPrefix(lines[1], "cpu ") ||
+		!strings.Contains(lines[1], "usable") {
+		t.Errorf("devices:\n%s", r.stdout)
+	}
+	r = mustRun(t, runOpts{env: []string{envSimulatedGPUs + "=2"}}, "devices", "--json")
+	var devs []struct {
+		Device    string `json:"device"`
+		Usable    bool   `json:"usable"`
+		FreeBytes int64  `json:"free_bytes"`
+		Simulated bool   `json:"simulated"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &devs); err != nil {
+		t.Fatalf("devices --json: %v\n%s", err, r.stdout)
+	}
+	var names []string
+	for _, d := range devs {
+		names = append(names, d.Device)
+		if !d.Usable || d.FreeBytes <= 0 || (d.Device != "cpu" && !d.Simulated) {
+			t.Errorf("device %+v", d)
+		}
+	}
+	if got := strings.Join(names, " "); got != "cpu cuda_host:0 cuda:0 cuda_host:1 cuda:1" {
+		t.Errorf("devices %s", got)
+	}
+	r = mustRun(t, runOpts{env: []string{envSimulatedGPUs + "=0"}}, "devices")
+	if strings.Count(strings.TrimRight(r.stdout, "\n"), "\n") != 1 {
+		t.Errorf("with no GPUs only the CPU should be listed:\n%s", r.stdout)
+	}
+}
