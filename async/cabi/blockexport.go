@@ -46,7 +46,7 @@ func layoutBuffers(dt arrow.DataType) int {
 // reports false when a type needs arrow/cdata.
 func countTree(d arrow.ArrayData) (nodes, slots int, ok bool) {
 	nb := layoutBuffers(d.DataType())
-	if nb < 0 || len(d.Buffers()) != nb || d.Dictionary() != nil {
+	if nb < 0 || len(d.Buffers()) != nb { // dictionary types have nb < 0
 		return 0, 0, false
 	}
 	nodes, slots = 1, nb+len(d.Children())

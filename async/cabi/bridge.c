@@ -4,8 +4,38 @@
 #include "bridge.h"
 #include "_cgo_export.h"
 
-int vl_call_on_schema(struct ArrowAsyncDeviceStreamHandler* h, struct ArrowSchema* s) {
-  return h->on_schema(h, s);
+// Requests made with n > 0 on the thread that is inside one of Volley's
+// calls of on_schema/on_next_task, for the producer of that call, are summed
+// here and handed to Go when the call returns: one crossing into Go saved
+// per re-entrant request (R2). Other requests go to Go at once.
+static __thread struct ArrowAsyncProducer* vl_cb_producer;
+static __thread int64_t vl_cb_pending;
+
+struct vl_cb_saved {
+  struct ArrowAsyncProducer* producer;
+  int64_t pending;
+};
+
+static struct vl_cb_saved vl_cb_enter(struct ArrowAsyncProducer* p) {
+  struct vl_cb_saved s = {vl_cb_producer, vl_cb_pending};
+  vl_cb_producer = p;
+  vl_cb_pending = 0;
+  return s;
+}
+
+static int64_t vl_cb_leave(struct vl_cb_saved s) {
+  int64_t n = vl_cb_pending;
+  vl_cb_producer = s.producer;
+  vl_cb_pending = s.pending;
+  return n;
+}
+
+int vl_call_on_schema(struct ArrowAsyncDeviceStreamHandler* h, struct ArrowSchema* s,
+                      struct ArrowAsyncProducer* p, int64_t* pending) {
+  struct vl_cb_saved saved = vl_cb_enter(p);
+  int rc = h->on_schema(h, s);
+  *pending = vl_cb_leave(saved);
+  return rc;
 }
 
 static int vl_task_extract(struct ArrowAsyncTask* t, struct ArrowDeviceArray* out) {
@@ -16,17 +46,25 @@ static int vl_task_extract(struct ArrowAsyncTask* t, struct ArrowDeviceArray* ou
   return goTaskExtract(handle, out);
 }
 
-int vl_send_task(struct ArrowAsyncDeviceStreamHandler* h, uintptr_t task, const char* md) {
+int vl_send_task(struct ArrowAsyncDeviceStreamHandler* h, uintptr_t task, const char* md,
+                 struct ArrowAsyncProducer* p, int64_t* pending) {
   // The task struct lives on this C stack for the duration of the call
   // (N4); the consumer copies it by value to keep it.
   struct ArrowAsyncTask t;
   t.extract_data = vl_task_extract;
   t.private_data = (void*)task;
-  return h->on_next_task(h, &t, md);
+  struct vl_cb_saved saved = vl_cb_enter(p);
+  int rc = h->on_next_task(h, &t, md);
+  *pending = vl_cb_leave(saved);
+  return rc;
 }
 
-int vl_send_end(struct ArrowAsyncDeviceStreamHandler* h, const char* md) {
-  return h->on_next_task(h, NULL, md);
+int vl_send_end(struct ArrowAsyncDeviceStreamHandler* h, const char* md,
+                struct ArrowAsyncProducer* p, int64_t* pending) {
+  struct vl_cb_saved saved = vl_cb_enter(p);
+  int rc = h->on_next_task(h, NULL, md);
+  *pending = vl_cb_leave(saved);
+  return rc;
 }
 
 void vl_call_on_error(struct ArrowAsyncDeviceStreamHandler* h, int code, const char* msg,
@@ -58,6 +96,10 @@ void vl_array_release(struct ArrowArray* a) {
 // ---- producer (Go producer, C consumer) ----
 
 static void vl_producer_request(struct ArrowAsyncProducer* p, int64_t n) {
+  if (n > 0 && vl_cb_producer == p) {
+    vl_cb_pending = (vl_cb_pending > INT64_MAX - n) ? INT64_MAX : vl_cb_pending + n;
+    return;
+  }
   goProducerRequest((uintptr_t)p->private_data, n);
 }
 

@@ -8,9 +8,14 @@
 #include "volley/abi.h"
 
 // Calls through a C handler's / producer's / task's function pointers.
-int vl_call_on_schema(struct ArrowAsyncDeviceStreamHandler* h, struct ArrowSchema* s);
-int vl_send_task(struct ArrowAsyncDeviceStreamHandler* h, uintptr_t task, const char* md);
-int vl_send_end(struct ArrowAsyncDeviceStreamHandler* h, const char* md);
+// The three calls below also return (in *pending) the demand the consumer
+// requested re-entrantly during the call, which Go then forwards.
+int vl_call_on_schema(struct ArrowAsyncDeviceStreamHandler* h, struct ArrowSchema* s,
+                      struct ArrowAsyncProducer* p, int64_t* pending);
+int vl_send_task(struct ArrowAsyncDeviceStreamHandler* h, uintptr_t task, const char* md,
+                 struct ArrowAsyncProducer* p, int64_t* pending);
+int vl_send_end(struct ArrowAsyncDeviceStreamHandler* h, const char* md,
+                struct ArrowAsyncProducer* p, int64_t* pending);
 void vl_call_on_error(struct ArrowAsyncDeviceStreamHandler* h, int code, const char* msg,
                       const char* md);
 void vl_call_release(struct ArrowAsyncDeviceStreamHandler* h);

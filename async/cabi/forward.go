@@ -39,6 +39,8 @@ type Forwarder struct {
 	accepted []async.DeviceType
 
 	mu       sync.Mutex
+	mdBuf    unsafe.Pointer // C buffer for per-task metadata, reused; under mu
+	mdCap    int
 	schema   bool // OnSchema was called
 	errored  bool // OnError was called
 	released bool
@@ -139,7 +141,11 @@ func (f *Forwarder) OnSchema(p async.Producer, schema *arrow.Schema) error {
 	}
 	defer C.free(unsafe.Pointer(cs))
 	cdata.ExportArrowSchema(schema, cdataSchema(cs))
-	rc := C.vl_call_on_schema(f.c, cs)
+	var pending C.int64_t
+	rc := C.vl_call_on_schema(f.c, cs, f.ps.c, &pending)
+	if pending > 0 {
+		p.Request(int64(pending))
+	}
 	// S2: the consumer released or moved the schema. One that did neither
 	// would leak it; release it here rather than leak.
 	C.vl_schema_release(cs)
@@ -159,25 +165,53 @@ func (f *Forwarder) OnNextTask(task async.Task, md arrow.Metadata) error {
 	if f.released || !f.schema || f.errored {
 		return fmt.Errorf("%w: cabi: OnNextTask out of order", async.ErrProtocol)
 	}
-	cmd, n := metadataToC(md)
-	if cmd == nil && n > 0 {
-		return async.Errorf(async.ENOMEM, "cabi: copying task metadata")
+	cmd, err := f.taskMetadata(md)
+	if err != nil {
+		return err
 	}
-	defer C.free(unsafe.Pointer(cmd))
 	var rc C.int
+	var pending C.int64_t
 	if task == nil {
-		rc = C.vl_send_end(f.c, cmd)
+		rc = C.vl_send_end(f.c, cmd, f.ps.c, &pending)
 	} else {
 		f.ps.refs.Add(1)
 		h := cgo.NewHandle(&fwdTask{t: task, ps: f.ps})
 		// A refused task still belongs to the consumer, which extracts or
 		// discards it (T1); its handle is freed there.
-		rc = C.vl_send_task(f.c, C.uintptr_t(h), cmd)
+		rc = C.vl_send_task(f.c, C.uintptr_t(h), cmd, f.ps.c, &pending)
+	}
+	if pending > 0 {
+		if p := f.ps.producer(); p != nil {
+			p.Request(int64(pending))
+		}
 	}
 	if rc != 0 {
 		return refused("on_next_task", rc)
 	}
 	return nil
+}
+
+// taskMetadata encodes md into the Forwarder's reusable C buffer (valid
+// until the next call, which is after on_next_task returned: N5); NULL for
+// empty metadata.
+func (f *Forwarder) taskMetadata(md arrow.Metadata) (*C.char, error) {
+	n := async.EncodedMetadataLen(md)
+	if n == 0 {
+		return nil, nil
+	}
+	if n > f.mdCap {
+		C.free(f.mdBuf)
+		c := max(n, 2*f.mdCap, 256)
+		f.mdBuf = C.malloc(C.size_t(c))
+		if f.mdBuf == nil {
+			f.mdCap = 0
+			return nil, async.Errorf(async.ENOMEM, "cabi: copying task metadata")
+		}
+		f.mdCap = c
+	}
+	buf := unsafe.Slice((*byte)(f.mdBuf), f.mdCap)
+	async.AppendMetadata(buf[:0], md)
+	return (*C.char)(f.mdBuf), nil
 }
 
 // OnError calls on_error with err's code, message and binary metadata, all
@@ -218,6 +252,8 @@ func (f *Forwarder) releaseLocked() {
 	}
 	f.released = true
 	C.vl_call_release(f.c)
+	C.free(f.mdBuf)
+	f.mdBuf, f.mdCap = nil, 0
 	f.ps.unref()
 }
 

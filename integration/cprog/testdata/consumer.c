@@ -199,7 +199,7 @@ int main(int argc, char** argv) {
   if (is(s, "cancel8") || is(s, "idle")) r.batches = -1;
   if (is(s, "bench")) r.batches = argc > 2 ? atoll(argv[2]) : 100000, r.rows = 1, s->window = 64;
 
-  double t0 = now();
+  double t0 = now(), cpu0 = cpu_seconds();
   pthread_t th;
   pthread_create(&th, NULL, produce_thread, &r);
   if (is(s, "idle")) {
@@ -215,7 +215,7 @@ int main(int argc, char** argv) {
     s->producer->cancel(s->producer);
   }
   pthread_join(th, NULL);
-  double elapsed = now() - t0;
+  double elapsed = now() - t0, cpu = cpu_seconds() - cpu0;
 
   CHECK(atomic_load(&s->release_calls) == 1, "release called %d times", atomic_load(&s->release_calls));
   CHECK(atomic_load(&s->after_release) == 0, "callbacks after release");
@@ -256,7 +256,8 @@ int main(int argc, char** argv) {
     free(s->kept);
   }
   if (is(s, "bench")) {
-    printf("ns_per_batch=%.1f\n", elapsed * 1e9 / (double)r.batches);
+    printf("ns_per_batch=%.1f cpu_ns_per_batch=%.1f\n", elapsed * 1e9 / (double)r.batches,
+           cpu * 1e9 / (double)r.batches);
   }
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->mu);
