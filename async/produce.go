@@ -134,6 +134,7 @@ func (p *producer) Cancel() {
 // fail records the first failure met outside the owner goroutine.
 func (p *producer) fail(e *Error) {
 	if p.failure.CompareAndSwap(nil, e) {
+		p.cancel(e) // a Source blocked in Next returns promptly
 		p.poke()
 	}
 }
@@ -195,6 +196,10 @@ func (r *run) produce() (ret error) {
 			continue
 		}
 		b, err := r.nextSafe()
+		if f := r.p.failure.Load(); f != nil && !r.p.cancelled.Load() {
+			b.Release()
+			return r.failed(f)
+		}
 		if err != nil {
 			if errors.Is(err, io.EOF) && !r.p.cancelled.Load() && r.ctx.Err() == nil {
 				if cerr := r.close(); cerr != nil {

@@ -203,8 +203,8 @@ func TestProduceContextEnds(t *testing.T) {
 			defer cancel()
 			h := &asynctest.Handler{InitialRequest: 10}
 			s := async.Start(ctx, h, src, async.ProduceOptions{})
-			<-blocked
 			if c.name == "cancel" {
+				<-blocked
 				cancel()
 			}
 			err := s.Wait()
@@ -480,4 +480,22 @@ func bytesOf(d arrow.ArrayData) int64 {
 		n += bytesOf(d.Dictionary())
 	}
 	return n
+}
+
+// TestProduceBadRequestWhileSourceBlocked: request(0) interrupts a blocked
+// Next and ends the stream with EINVAL (R4) promptly.
+func TestProduceBadRequestWhileSourceBlocked(t *testing.T) {
+	src := &asynctest.Source{Alloc: checkedAlloc(t), Batches: -1, BlockAt: 2}
+	blocked := src.Blocked()
+	h := &asynctest.Handler{InitialRequest: 10}
+	s := async.Start(t.Context(), h, src, async.ProduceOptions{})
+	<-blocked
+	h.Producer().Request(0)
+	if err := s.Wait(); async.CodeOf(err) != async.EINVAL || !errors.Is(err, async.ErrInvalid) {
+		t.Errorf("Produce = %v, want EINVAL", err)
+	}
+	if got, want := kindsOf(h), "OnSchema OnNextTask OnError Release"; got != want {
+		t.Errorf("calls %s, want %s", got, want)
+	}
+	noViolations(t, h)
 }
