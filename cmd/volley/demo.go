@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -185,7 +186,7 @@ func demoPostgres(ctx context.Context, say func(string, ...any), dsn string, sf 
 }
 
 // lineitemDDL is TPC-H's lineitem table.
-const lineitemDDL = `CREATE TABLE lineitem (
+const lineitemDDL = `CREATE TABLE {table} (
 	l_orderkey      bigint        NOT NULL,
 	l_partkey       bigint        NOT NULL,
 	l_suppkey       bigint        NOT NULL,
@@ -206,7 +207,7 @@ const lineitemDDL = `CREATE TABLE lineitem (
 
 // lineitemFill generates $1 rows shaped like TPC-H's (deterministic, not
 // dbgen's exact values).
-const lineitemFill = `INSERT INTO lineitem
+const lineitemFill = `INSERT INTO {table}
 SELECT i / 4 + 1,
        (i * 7919) % 200000 + 1,
        (i * 104729) % 10000 + 1,
@@ -243,21 +244,28 @@ func loadLineitem(ctx context.Context, say func(string, ...any), dsn string, sf 
 			return nil
 		}
 	}
-	rows := int64(math.Round(sf * 6_000_000))
+	rows := max(1, int64(math.Round(sf*6_000_000)))
 	say("generating %s lineitem rows in PostgreSQL…", count(rows))
 	start := time.Now()
-	if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS lineitem"); err != nil {
-		return err
-	}
-	if _, err := conn.Exec(ctx, lineitemDDL); err != nil {
-		return err
-	}
-	if _, err := conn.Exec(ctx, lineitemFill, rows); err != nil {
-		return fmt.Errorf("generating lineitem: %w", err)
-	}
-	if _, err := conn.Exec(ctx, "ANALYZE lineitem"); err != nil {
+	if err := createLineitem(ctx, conn, "lineitem", rows); err != nil {
 		return err
 	}
 	say("generated in %s", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// createLineitem (re)creates table shaped like lineitem with n rows.
+func createLineitem(ctx context.Context, conn *pgx.Conn, table string, n int64) error {
+	id := pgx.Identifier{table}.Sanitize()
+	if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+id); err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, strings.ReplaceAll(lineitemDDL, "{table}", id)); err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, strings.ReplaceAll(lineitemFill, "{table}", id), n); err != nil {
+		return fmt.Errorf("generating %s: %w", table, err)
+	}
+	_, err := conn.Exec(ctx, "ANALYZE "+id)
+	return err
 }

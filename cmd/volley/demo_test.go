@@ -89,3 +89,38 @@ func TestDevices(t *testing.T) {
 		t.Errorf("with no GPUs only the CPU should be listed:\n%s", r.stdout)
 	}
 }
+
+// TestBench runs the comparison on a small table over the unix socket:
+// every method reads every row, each with its own CPU and RSS figures.
+func TestBench(t *testing.T) {
+	r := mustRun(t, runOpts{}, "bench", "--rows", "20000", "--runs", "1", "--transport", "unix", "--stats", "json")
+	var out struct {
+		Rows      int64      `json:"rows"`
+		Transport string     `json:"transport"`
+		Results   []benchRun `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("bench --stats json: %v\n%s", err, r.stdout)
+	}
+	var methods []string
+	for _, res := range out.Results {
+		methods = append(methods, res.Method)
+		if res.WallSeconds <= 0 || res.CPUSeconds <= 0 || res.PeakRSSBytes <= 0 {
+			t.Errorf("%s: %+v", res.Method, res)
+		}
+		if res.Method != "psql" && res.Rows != 20000 {
+			t.Errorf("%s read %d rows", res.Method, res.Rows)
+		}
+		if res.Method == "volley" && res.WallVsVolley != 1 {
+			t.Errorf("volley's own ratio is %v", res.WallVsVolley)
+		}
+	}
+	if got := strings.Join(methods, ","); got != "server floor,psql,pgx raw,pgx scan,volley" || out.Transport != "unix" {
+		t.Errorf("methods %s over %s", got, out.Transport)
+	}
+	// The text form: one table, a row per method.
+	r = mustRun(t, runOpts{}, "bench", "--rows", "1000", "--runs", "1", "--dsn", pgServer.DSN())
+	if !strings.Contains(r.stdout, "METHOD") || strings.Count(r.stdout, "\n") != 7 {
+		t.Errorf("bench table:\n%s", r.stdout)
+	}
+}
