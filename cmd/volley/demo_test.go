@@ -1,9 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"go.yaml.in/yaml/v3"
 )
 
 // TestDemoDuckDB runs the embedded demo at SF 0.01: dbgen's lineitem has
@@ -122,5 +129,72 @@ func TestBench(t *testing.T) {
 	r = mustRun(t, runOpts{}, "bench", "--rows", "1000", "--runs", "1", "--dsn", pgServer.DSN())
 	if !strings.Contains(r.stdout, "METHOD") || strings.Count(r.stdout, "\n") != 7 {
 		t.Errorf("bench table:\n%s", r.stdout)
+	}
+}
+
+// TestDockerCompose checks docker-compose.yml without a Docker engine: it
+// parses, runs PostgreSQL 16 on 5432 with the init directory mounted, and
+// the init SQL builds the same lineitem as the demo's generator, which
+// volley then reads.
+func TestDockerCompose(t *testing.T) {
+	raw, err := os.ReadFile("../../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Services map[string]struct {
+			Image       string            `yaml:"image"`
+			Ports       []string          `yaml:"ports"`
+			Volumes     []string          `yaml:"volumes"`
+			Environment map[string]string `yaml:"environment"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(raw, &compose); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	pg, ok := compose.Services["postgres"]
+	if !ok || pg.Image != "postgres:16" || !slices.Contains(pg.Ports, "127.0.0.1:5432:5432") ||
+		!slices.Contains(pg.Volumes, "./docker/init:/docker-entrypoint-initdb.d:ro") {
+		t.Fatalf("docker-compose.yml postgres service: %+v", pg)
+	}
+	dsn := fmt.Sprintf("postgres://%s:%s@localhost:5432/%s", pg.Environment["POSTGRES_USER"],
+		pg.Environment["POSTGRES_PASSWORD"], pg.Environment["POSTGRES_DB"])
+	if !strings.Contains(string(raw), "volley query --dsn "+dsn) {
+		t.Errorf("the comment's volley command does not use the service's DSN %s", dsn)
+	}
+
+	initSQL, err := os.ReadFile("../../docker/init/01-lineitem.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, pgServer.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for _, stmt := range []string{"DROP SCHEMA IF EXISTS compose CASCADE", "CREATE SCHEMA compose", "SET search_path = compose"} {
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS compose CASCADE")
+	if _, err := conn.Exec(ctx, string(initSQL)); err != nil { // simple protocol: many statements
+		t.Fatalf("docker/init/01-lineitem.sql: %v", err)
+	}
+	if err := createLineitem(ctx, conn, "reference", 60000); err != nil {
+		t.Fatal(err)
+	}
+	var diff int
+	err = conn.QueryRow(ctx, `SELECT count(*) FROM ((TABLE lineitem EXCEPT ALL TABLE reference)
+		UNION ALL (TABLE reference EXCEPT ALL TABLE lineitem)) d`).Scan(&diff)
+	if err != nil || diff != 0 {
+		t.Fatalf("the init SQL's lineitem differs from the demo's in %d rows (%v)", diff, err)
+	}
+	r := mustRun(t, runOpts{}, "query", "--dsn", pgServer.DSN(), "--stats", "json", "--limit", "0",
+		"SELECT * FROM compose.lineitem")
+	var s summary
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil || s.Rows != 60000 {
+		t.Errorf("volley read %d rows (%v)", s.Rows, err)
 	}
 }
