@@ -499,3 +499,36 @@ func TestProduceBadRequestWhileSourceBlocked(t *testing.T) {
 	}
 	noViolations(t, h)
 }
+
+// TestProduceScriptedHandlers drives the runtime with the kit's scripted
+// refusals, cancels and panics.
+func TestProduceScriptedHandlers(t *testing.T) {
+	cases := []struct {
+		name  string
+		h     *asynctest.Handler
+		calls string
+		want  error
+	}{
+		{"refuse schema", &asynctest.Handler{RefuseSchema: true}, "OnSchema Release", async.ErrRefused},
+		{"refuse task 2", &asynctest.Handler{InitialRequest: 9, RefuseTask: 2}, "OnSchema OnNextTask OnNextTask Release", async.ErrRefused},
+		{"cancel at 3", &asynctest.Handler{InitialRequest: 3, CancelAtTask: 3}, "OnSchema OnNextTask OnNextTask OnNextTask Release", context.Canceled},
+		{"cancel at 2 from a goroutine", &asynctest.Handler{InitialRequest: 2, CancelAtTask: 2, CancelAsync: true}, "OnSchema OnNextTask OnNextTask Release", context.Canceled},
+		{"panic in schema", &asynctest.Handler{PanicInSchema: true}, "OnSchema Release", nil},
+		{"panic at task 2", &asynctest.Handler{InitialRequest: 9, PanicAtTask: 2}, "OnSchema OnNextTask OnNextTask Release", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			src := &asynctest.Source{Alloc: checkedAlloc(t), Batches: -1}
+			err := async.Produce(t.Context(), c.h, src, async.ProduceOptions{})
+			if c.want != nil && !errors.Is(err, c.want) || c.want == nil && async.CodeOf(err) != async.EIO {
+				t.Errorf("Produce = %v, want %v", err, c.want)
+			}
+			if got := kindsOf(c.h); got != c.calls {
+				t.Errorf("calls %s, want %s", got, c.calls)
+			}
+			if src.Closes() != 1 {
+				t.Errorf("source closed %d times", src.Closes())
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package asynctest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -11,6 +12,10 @@ import (
 
 	"github.com/volleyhq/volley/async"
 )
+
+// ErrRefusedByScript is what a [Handler] returns when its script refuses;
+// use errors.Is.
+var ErrRefusedByScript = errors.New("asynctest: refused by the script")
 
 // EventKind names a handler call.
 type EventKind int
@@ -62,7 +67,9 @@ type Event struct {
 // Handler is a recording [async.Handler] with a script. It records every
 // call with a sequence number and notes each rule the producer breaks in
 // Violations (each message starts with the rule's ID). The zero value
-// requests nothing and extracts every task at once; set the fields before
+// requests nothing and extracts every task at once. Odd request patterns
+// (0, negative, re-entrant bursts, other goroutines) go through the hooks
+// and [Handler.Request]. Set the fields before
 // handing it to a producer and do not change them afterwards.
 //
 // Request and Cancel go through the handler (they count what was
@@ -76,6 +83,18 @@ type Handler struct {
 	RequestPerTask int64
 	// Keep keeps tasks for the test (Tasks) instead of extracting them.
 	Keep bool
+	// RefuseSchema refuses the schema; RefuseTask refuses the RefuseTask-th
+	// task (1-based; the handler then leaves the task to the producer).
+	RefuseSchema bool
+	RefuseTask   int
+	// CancelAtTask cancels inside the CancelAtTask-th OnNextTask, or, with
+	// CancelAsync, from a new goroutine started there (the handler waits
+	// for it in Release).
+	CancelAtTask int
+	CancelAsync  bool
+	// PanicInSchema and PanicAtTask make the handler panic there.
+	PanicInSchema bool
+	PanicAtTask   int
 	// SchemaHook runs first in OnSchema; a non-nil return refuses.
 	SchemaHook func(h *Handler, p async.Producer, s *arrow.Schema) error
 	// TaskHook runs first in OnNextTask for task i (1-based); a non-nil
@@ -87,6 +106,7 @@ type Handler struct {
 	ErrorHook   func(h *Handler, err *async.Error)
 	ReleaseHook func(h *Handler)
 
+	async     sync.WaitGroup
 	inside    atomic.Int32
 	requested atomic.Int64
 	cancelled atomic.Bool
@@ -315,10 +335,16 @@ func (h *Handler) OnSchema(p async.Producer, s *arrow.Schema) (err error) {
 			h.mu.Unlock()
 		}
 	}
+	if h.PanicInSchema {
+		panic("asynctest: scripted panic in OnSchema")
+	}
 	if h.SchemaHook != nil {
 		if err := h.SchemaHook(h, p, s); err != nil {
 			return err
 		}
+	}
+	if h.RefuseSchema {
+		return ErrRefusedByScript
 	}
 	if h.InitialRequest != 0 {
 		h.Request(h.InitialRequest)
@@ -360,9 +386,26 @@ func (h *Handler) OnNextTask(t async.Task, md arrow.Metadata) (err error) {
 		}
 		h.leave(i, err, next)
 	}()
+	if n == h.PanicAtTask {
+		panic(fmt.Sprintf("asynctest: scripted panic in task %d", n))
+	}
 	if h.TaskHook != nil {
 		if err := h.TaskHook(h, n, t); err != nil {
 			return err
+		}
+	}
+	if n == h.RefuseTask {
+		return ErrRefusedByScript
+	}
+	if n == h.CancelAtTask {
+		if h.CancelAsync {
+			h.async.Add(1)
+			go func() {
+				defer h.async.Done()
+				h.Cancel()
+			}()
+		} else {
+			h.Cancel()
 		}
 	}
 	if h.Keep {
@@ -433,6 +476,7 @@ func (h *Handler) OnError(err *async.Error) {
 func (h *Handler) Release() {
 	i := h.enter(EvRelease)
 	defer h.leave(i, nil, hsReleased)
+	h.async.Wait()
 	if h.ReleaseHook != nil {
 		h.ReleaseHook(h)
 	}
