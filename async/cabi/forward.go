@@ -106,6 +106,17 @@ func Produce(ctx context.Context, h *CHandler, src async.Source, opts async.Prod
 	return async.Produce(ctx, f, src, opts)
 }
 
+// AllocHandler returns a zeroed ArrowAsyncDeviceStreamHandler in C memory,
+// for a consumer implemented elsewhere (C code, or arrow/cdata's
+// CreateAsyncDeviceStreamHandler) to fill. Free it with [FreeHandler] once
+// its release has been called.
+func AllocHandler() *CHandler {
+	return (*CHandler)(C.calloc(1, C.sizeof_struct_ArrowAsyncDeviceStreamHandler))
+}
+
+// FreeHandler frees a handler from [AllocHandler].
+func FreeHandler(h *CHandler) { C.free(unsafe.Pointer(h)) }
+
 // ReleaseHandler calls h's release, if h and its release are set: for a C
 // handler no Forwarder could be made for, which must still get its release
 // (E6).

@@ -183,6 +183,12 @@ func goHandlerOnNextTask(h C.uintptr_t, fn, priv C.uintptr_t, md *C.char) C.int 
 	var t *cTask
 	if fn != 0 {
 		t = &cTask{imp: imp, fn: fn, priv: priv}
+	} else if imp.prod != nil {
+		// End of stream: demand has no use any more, and some producers
+		// (arrow-go's) free themselves right after this call, before
+		// release. Stop forwarding request and cancel now (waiting for
+		// calls in flight).
+		imp.prod.close()
 	}
 	discard := func() {
 		if t != nil {
