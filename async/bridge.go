@@ -78,11 +78,11 @@ func NewRecordReader(ctx context.Context, r *Reader) (array.RecordReader, error)
 		return nil, err
 	}
 	r.mu.Lock()
-	p := r.p
+	dt := r.devType
 	r.mu.Unlock()
-	if p != nil && !hostAccessible(p.DeviceType()) {
+	if !hostAccessible(dt) {
 		r.Close()
-		return nil, fmt.Errorf("%w: async: a %s stream cannot be read as a RecordReader", errors.ErrUnsupported, p.DeviceType())
+		return nil, fmt.Errorf("%w: async: a %s stream cannot be read as a RecordReader", errors.ErrUnsupported, dt)
 	}
 	return r.RecordReader(ctx), nil
 }

@@ -17,9 +17,13 @@ import (
 //
 // The calling goroutine (the owner) makes every handler call, so the calls
 // are serialized (TH1, N1). The [Producer] handed to OnSchema touches only
-// atomics in Request and Cancel and wakes the owner through a 1-buffered
-// channel with a non-blocking send; the owner sleeps in a select while there
-// is no demand, so an idle stream costs no CPU.
+// atomics in Request and wakes the owner through a 1-buffered channel with
+// a non-blocking send; Cancel (and a Request(n <= 0)) also cancels the
+// Source's context, which takes package context's short internal lock but
+// never waits for the owner. The owner sleeps in a select while there is no
+// demand, so an idle stream costs no CPU. The Producer stays safe to call
+// after Release (it then does nothing), so a consumer that keeps calling
+// Request on a finished stream cannot corrupt memory.
 //
 // Produce returns nil after a clean end of stream; an error wrapping
 // [ErrRefused] when the handler refused the schema or a task (S4, N7); an

@@ -52,10 +52,12 @@ var ErrReaderClosed = fmt.Errorf("%w: reader closed", ErrReleased)
 // reads the stream.
 //
 // Flow control: in OnSchema the Reader requests Window tasks; each task Next
-// takes out of the queue is replaced by a Request(1), so queued plus
-// requested never exceeds Window and, whenever a Next waits on an empty
-// queue, Window requests are outstanding (A1). Tasks are extracted lazily,
-// in Next, so only Window batches exist at a time.
+// takes out of the queue is replaced by a Request(1) (until end of stream),
+// so queued plus requested never exceeds Window and, whenever a Next waits
+// on an empty queue, Window requests are outstanding (A1): a producer that
+// waits for demand before its end of stream is served as soon as the reader
+// reads. Tasks are extracted lazily, in Next, so at most Window batches
+// exist at a time besides those the caller holds.
 //
 // It follows every consumer rule: it treats the producer as unset in an
 // OnError before OnSchema (A5); accepts and discards tasks, end of stream
@@ -76,6 +78,7 @@ type Reader struct {
 	mu          sync.Mutex
 	changed     chan struct{} // closed and replaced on every change
 	p           Producer
+	devType     DeviceType // the producer's, kept after Release
 	schema      *arrow.Schema
 	md          arrow.Metadata
 	queue       []queued
@@ -136,7 +139,7 @@ func (r *Reader) OnSchema(p Producer, schema *arrow.Schema) error {
 		r.mu.Unlock()
 		return r.err
 	}
-	r.p, r.schema, r.md = p, schema, p.AdditionalMetadata()
+	r.p, r.schema, r.md, r.devType = p, schema, p.AdditionalMetadata(), p.DeviceType()
 	cancelled := r.cancelled
 	r.outstanding = int64(r.opts.Window)
 	r.notifyLocked()
@@ -360,8 +363,9 @@ func discardAll(q []queued) {
 // already ended) and discards every queued task (T1); tasks that arrive
 // later are discarded as they arrive (N8). Close is idempotent and does not
 // wait for the producer's Release, so a misbehaving producer cannot block
-// it; wait on [Reader.Done] for that. Later Next calls return
-// [ErrReaderClosed].
+// it; wait on [Reader.Done] for that. Before OnSchema there is no producer
+// to cancel (O6): the Reader cancels it as soon as OnSchema delivers it.
+// Later Next calls return [ErrReaderClosed].
 func (r *Reader) Close() error {
 	r.mu.Lock()
 	if r.closed {

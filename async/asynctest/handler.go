@@ -29,6 +29,7 @@ const (
 	EvRelease
 )
 
+// String returns the call's name ("OnSchema", "OnNextTask(end)", ...).
 func (k EventKind) String() string {
 	switch k {
 	case EvSchema:

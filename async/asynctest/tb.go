@@ -32,6 +32,7 @@ type Failure struct {
 	Message string
 }
 
+// String returns "Check: Message".
 func (f Failure) String() string { return f.Check + ": " + f.Message }
 
 // Timeout bounds every wait of a check (for Release, for the producer to
@@ -91,6 +92,7 @@ const (
 	FailSchema
 )
 
+// String returns the kind's name ("Finite", ...).
 func (k Kind) String() string {
 	return [...]string{"Finite", "Endless", "Stalled", "FailAfter", "FailSchema"}[k]
 }
