@@ -532,3 +532,41 @@ func TestProduceScriptedHandlers(t *testing.T) {
 		})
 	}
 }
+
+// arraySource yields device batches described only by their layout (no
+// host record), as a native GPU adapter would.
+type arraySource struct {
+	n        int
+	released atomic.Int64
+}
+
+func (s *arraySource) Schema(context.Context) (*arrow.Schema, error) { return asynctest.SchemaFor(1), nil }
+func (s *arraySource) Close() error                                  { return nil }
+func (s *arraySource) Next(ctx context.Context) (async.Batch, error) {
+	if s.n == 0 {
+		return async.Batch{}, io.EOF
+	}
+	s.n--
+	child := &async.DeviceArray{Length: 8, Buffers: []async.DeviceBuffer{{}, {Addr: 0x1000, Len: 64}}}
+	arr := &async.DeviceArray{Length: 8, Buffers: []async.DeviceBuffer{{}}, Children: []*async.DeviceArray{child}}
+	return async.Batch{Device: async.NewDeviceBatch(async.DeviceBatchParts{
+		Device: async.Device{Type: async.DeviceCUDA, ID: 0}, Schema: asynctest.SchemaFor(1), NumRows: 8,
+		Array: arr, Release: func() { s.released.Add(1) }})}, nil
+}
+
+func TestProduceArrayOnlyDeviceBatches(t *testing.T) {
+	var st async.Stats
+	src := &arraySource{n: 3}
+	h := &asynctest.Handler{InitialRequest: 10, Accept: []async.DeviceType{async.DeviceCUDA}}
+	mover := &simMover{dev: async.Device{Type: async.DeviceCUDA, ID: 0}}
+	if err := async.Produce(t.Context(), h, src, async.ProduceOptions{Mover: mover, Stats: &st}); err != nil {
+		t.Fatal(err)
+	}
+	if s := st.Snapshot(); s.Bytes != 3*64 || s.Rows != 24 {
+		t.Errorf("stats %+v, want 192 bytes, 24 rows", s)
+	}
+	if src.released.Load() != 3 {
+		t.Errorf("%d device batches released, want 3", src.released.Load())
+	}
+	noViolations(t, h)
+}

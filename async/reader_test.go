@@ -346,3 +346,35 @@ func TestReaderRefusesTaskBeyondDemand(t *testing.T) {
 		t.Errorf("Next = %v", err)
 	}
 }
+
+// failingRR is a RecordReader whose Next fails after its records.
+type failingRR struct {
+	array.RecordReader
+	err error
+}
+
+func (f *failingRR) Err() error { return f.err }
+
+func TestSourceFromRecordReaderError(t *testing.T) {
+	alloc := checkedAlloc(t)
+	rec := asynctest.MakeBatch(alloc, 1, 2, 0)
+	inner, _ := array.NewRecordReader(rec.Schema(), []arrow.RecordBatch{rec})
+	rec.Release()
+	boom := errors.New("reader broke")
+	rr := &failingRR{RecordReader: inner, err: boom}
+	r := async.NewReader(async.ReaderOptions{})
+	s := async.Start(t.Context(), r, async.SourceFromRecordReader(rr), async.ProduceOptions{})
+	inner.Release()
+	b, err := r.Next(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Release()
+	if _, err := r.Next(t.Context()); !errors.Is(err, boom) {
+		t.Errorf("Next = %v, want the reader's error", err)
+	}
+	if err := s.Wait(); !errors.Is(err, boom) {
+		t.Errorf("Produce = %v", err)
+	}
+	<-s.Done()
+}
