@@ -540,8 +540,10 @@ type arraySource struct {
 	released atomic.Int64
 }
 
-func (s *arraySource) Schema(context.Context) (*arrow.Schema, error) { return asynctest.SchemaFor(1), nil }
-func (s *arraySource) Close() error                                  { return nil }
+func (s *arraySource) Schema(context.Context) (*arrow.Schema, error) {
+	return asynctest.SchemaFor(1), nil
+}
+func (s *arraySource) Close() error { return nil }
 func (s *arraySource) Next(ctx context.Context) (async.Batch, error) {
 	if s.n == 0 {
 		return async.Batch{}, io.EOF
