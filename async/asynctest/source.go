@@ -8,6 +8,26 @@
 // The checks take a [TB] so that they can also run against a recorder:
 // [CheckProducer] and [CheckHandler] return the failures instead of failing
 // a test, which is how the kit's own tests show that every check can fail.
+//
+// An adapter or bridge plugs in with a factory:
+//
+//	func TestMyProducerConforms(t *testing.T) {
+//		asynctest.RunProducerChecks(t, asynctest.Blocking(
+//			func(ctx context.Context, h async.Handler, spec asynctest.StreamSpec) error {
+//				return myProduce(ctx, h, spec) // a stream shaped as spec says
+//			}))
+//	}
+//
+//	func TestMyConsumerConforms(t *testing.T) {
+//		asynctest.RunHandlerChecks(t, func() asynctest.HandlerUnderTest {
+//			c := newMyConsumer()
+//			return asynctest.HandlerUnderTest{Handler: c, Drain: c.drain, Close: c.close}
+//		})
+//	}
+//
+// The checks run one after another and are not parallel: the idle-cost
+// check measures the whole process's CPU time (getrusage), so the test
+// binary must not run other work (t.Parallel tests) at the same time.
 package asynctest
 
 import (
