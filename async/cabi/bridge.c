@@ -4,6 +4,30 @@
 #include "bridge.h"
 #include "_cgo_export.h"
 
+// Every C allocation the bridge makes for structures it hands to C goes
+// through these, so tests can assert that none is left.
+static int64_t vl_live;
+
+void* vl_malloc(size_t n) {
+  void* p = malloc(n > 0 ? n : 1);
+  if (p != NULL) __atomic_add_fetch(&vl_live, 1, __ATOMIC_RELAXED);
+  return p;
+}
+
+void* vl_calloc(size_t count, size_t n) {
+  void* p = calloc(count > 0 ? count : 1, n > 0 ? n : 1);
+  if (p != NULL) __atomic_add_fetch(&vl_live, 1, __ATOMIC_RELAXED);
+  return p;
+}
+
+void vl_free(void* p) {
+  if (p == NULL) return;
+  __atomic_sub_fetch(&vl_live, 1, __ATOMIC_RELAXED);
+  free(p);
+}
+
+int64_t vl_live_allocations(void) { return __atomic_load_n(&vl_live, __ATOMIC_RELAXED); }
+
 // Requests made with n > 0 on the thread that is inside one of Volley's
 // calls of on_schema/on_next_task, for the producer of that call, are summed
 // here and handed to Go when the call returns: one crossing into Go saved
@@ -108,7 +132,7 @@ static void vl_producer_cancel(struct ArrowAsyncProducer* p) {
 }
 
 struct ArrowAsyncProducer* vl_producer_new(uintptr_t handle) {
-  struct ArrowAsyncProducer* p = calloc(1, sizeof(*p));
+  struct ArrowAsyncProducer* p = vl_calloc(1, sizeof(*p));
   if (p == NULL) return NULL;
   p->device_type = ARROW_DEVICE_CPU;
   p->request = vl_producer_request;
@@ -121,14 +145,14 @@ struct ArrowAsyncProducer* vl_producer_new(uintptr_t handle) {
 int vl_producer_set_metadata(struct ArrowAsyncProducer* p, const void* md, int64_t len) {
   void* copy = vl_copy(md, len);
   if (copy == NULL) return ENOMEM;
-  free((void*)p->additional_metadata);
+  vl_free((void*)p->additional_metadata);
   p->additional_metadata = copy;
   return 0;
 }
 
 void vl_producer_free(struct ArrowAsyncProducer* p) {
-  free((void*)p->additional_metadata);
-  free(p);
+  vl_free((void*)p->additional_metadata);
+  vl_free(p);
 }
 
 // ---- handler (C producer, Go consumer) ----
@@ -154,11 +178,11 @@ static void vl_handler_release(struct ArrowAsyncDeviceStreamHandler* h) {
   h->release = NULL;
   h->private_data = NULL;
   goHandlerRelease(handle);
-  free(h);
+  vl_free(h);
 }
 
 struct ArrowAsyncDeviceStreamHandler* vl_handler_new(uintptr_t handle) {
-  struct ArrowAsyncDeviceStreamHandler* h = calloc(1, sizeof(*h));
+  struct ArrowAsyncDeviceStreamHandler* h = vl_calloc(1, sizeof(*h));
   if (h == NULL) return NULL;
   h->on_schema = vl_handler_on_schema;
   h->on_next_task = vl_handler_on_next_task;
@@ -178,7 +202,7 @@ struct vl_wrapped {
   uintptr_t batch;
 };
 
-struct vl_wrapped* vl_wrap_new(void) { return calloc(1, sizeof(struct vl_wrapped)); }
+struct vl_wrapped* vl_wrap_new(void) { return vl_calloc(1, sizeof(struct vl_wrapped)); }
 
 struct ArrowArray* vl_wrap_inner(struct vl_wrapped* w) { return &w->inner; }
 
@@ -188,7 +212,7 @@ static void vl_wrap_release(struct ArrowArray* a) {
   // array: the inner release sees that, as it shares the same pointers.
   if (w->inner.release != NULL) w->inner.release(&w->inner);
   uintptr_t batch = w->batch;
-  free(w);
+  vl_free(w);
   a->release = NULL;
   a->private_data = NULL;
   goBatchRelease(batch);
@@ -210,20 +234,20 @@ static void vl_node_release(struct ArrowArray* a) {
     struct ArrowArray* c = a->children[i];
     if (c == NULL) continue;
     if (c->release != NULL) c->release(c);
-    free(c);
+    vl_free(c);
   }
   if (a->dictionary != NULL) {
     if (a->dictionary->release != NULL) a->dictionary->release(a->dictionary);
-    free(a->dictionary);
+    vl_free(a->dictionary);
   }
-  free(a->children);
-  free((void*)a->buffers);
+  vl_free(a->children);
+  vl_free((void*)a->buffers);
   uintptr_t* top = a->private_data;
   a->release = NULL;
   a->private_data = NULL;
   if (top != NULL) {
     uintptr_t batch = *top;
-    free(top);
+    vl_free(top);
     goBatchRelease(batch);
   }
 }
@@ -232,21 +256,21 @@ int vl_node_init(struct ArrowArray* a, int64_t n_buffers, int64_t n_children, in
   memset(a, 0, sizeof(*a));
   a->release = vl_node_release;
   if (n_buffers > 0) {
-    a->buffers = calloc((size_t)n_buffers, sizeof(void*));
+    a->buffers = vl_calloc((size_t)n_buffers, sizeof(void*));
     if (a->buffers == NULL) return ENOMEM;
     a->n_buffers = n_buffers;
   }
   if (n_children > 0) {
-    a->children = calloc((size_t)n_children, sizeof(struct ArrowArray*));
+    a->children = vl_calloc((size_t)n_children, sizeof(struct ArrowArray*));
     if (a->children == NULL) return ENOMEM;
     a->n_children = n_children;
     for (int64_t i = 0; i < n_children; i++) {
-      a->children[i] = calloc(1, sizeof(struct ArrowArray));
+      a->children[i] = vl_calloc(1, sizeof(struct ArrowArray));
       if (a->children[i] == NULL) return ENOMEM;
     }
   }
   if (dict) {
-    a->dictionary = calloc(1, sizeof(struct ArrowArray));
+    a->dictionary = vl_calloc(1, sizeof(struct ArrowArray));
     if (a->dictionary == NULL) return ENOMEM;
   }
   return 0;
@@ -257,7 +281,7 @@ void vl_node_set_buffer(struct ArrowArray* a, int64_t i, uintptr_t addr) {
 }
 
 int vl_node_set_top(struct ArrowArray* a, uintptr_t batch) {
-  uintptr_t* top = malloc(sizeof(uintptr_t));
+  uintptr_t* top = vl_malloc(sizeof(uintptr_t));
   if (top == NULL) return ENOMEM;
   *top = batch;
   a->private_data = top;
@@ -287,7 +311,7 @@ int64_t vl_metadata_len(const char* md, int64_t limit) {
 }
 
 void* vl_copy(const void* src, int64_t len) {
-  void* p = malloc(len > 0 ? (size_t)len : 1);
+  void* p = vl_malloc(len > 0 ? (size_t)len : 1);
   if (p != NULL && len > 0) memcpy(p, src, (size_t)len);
   return p;
 }
@@ -295,14 +319,14 @@ void* vl_copy(const void* src, int64_t len) {
 // ---- C API helpers ----
 
 void* vl_box_new(uintptr_t h) {
-  uintptr_t* b = malloc(sizeof(uintptr_t));
+  uintptr_t* b = vl_malloc(sizeof(uintptr_t));
   if (b != NULL) *b = h;
   return b;
 }
 
 uintptr_t vl_box_get(void* box) { return box == NULL ? 0 : *(uintptr_t*)box; }
 
-void vl_box_free(void* box) { free(box); }
+void vl_box_free(void* box) { vl_free(box); }
 
 static __thread char* vl_err;
 
@@ -320,7 +344,7 @@ const uint64_t vl_zero_region[8] = {0};
 void* vl_block_new(int64_t nodes, int64_t slots) {
   size_t n = sizeof(struct vl_block) + (size_t)nodes * sizeof(struct ArrowArray) +
              (size_t)slots * sizeof(void*);
-  return calloc(1, n);
+  return vl_calloc(1, n);
 }
 
 void vl_block_node_release(struct ArrowArray* a) {
@@ -334,7 +358,7 @@ void vl_block_node_release(struct ArrowArray* a) {
   a->private_data = NULL;
   if (__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
     uintptr_t batch = b->batch;
-    free(b);
+    vl_free(b);
     goBatchRelease(batch);
   }
 }

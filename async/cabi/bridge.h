@@ -7,6 +7,12 @@
 #include <stdlib.h>
 #include "volley/abi.h"
 
+// Counted C allocations (vl_live_allocations: not yet freed).
+void* vl_malloc(size_t n);
+void* vl_calloc(size_t count, size_t n);
+void vl_free(void* p);
+int64_t vl_live_allocations(void);
+
 // Calls through a C handler's / producer's / task's function pointers.
 // The three calls below also return (in *pending) the demand the consumer
 // requested re-entrantly during the call, which Go then forwards.

@@ -134,7 +134,7 @@ func importDevice(out *C.struct_ArrowDeviceArray, schema *arrow.Schema) *async.D
 		SyncEvent: out.sync_event,
 		Release: func() {
 			C.vl_array_release(&out.array)
-			C.free(unsafe.Pointer(out))
+			C.vl_free(unsafe.Pointer(out))
 		},
 	})
 }

@@ -111,11 +111,11 @@ func Produce(ctx context.Context, h *CHandler, src async.Source, opts async.Prod
 // CreateAsyncDeviceStreamHandler) to fill. Free it with [FreeHandler] once
 // its release has been called.
 func AllocHandler() *CHandler {
-	return (*CHandler)(C.calloc(1, C.sizeof_struct_ArrowAsyncDeviceStreamHandler))
+	return (*CHandler)(C.vl_calloc(1, C.sizeof_struct_ArrowAsyncDeviceStreamHandler))
 }
 
 // FreeHandler frees a handler from [AllocHandler].
-func FreeHandler(h *CHandler) { C.free(unsafe.Pointer(h)) }
+func FreeHandler(h *CHandler) { C.vl_free(unsafe.Pointer(h)) }
 
 // ReleaseHandler calls h's release, if h and its release are set: for a C
 // handler no Forwarder could be made for, which must still get its release
@@ -146,11 +146,11 @@ func (f *Forwarder) OnSchema(p async.Producer, schema *arrow.Schema) error {
 			return async.Errorf(async.ENOMEM, "cabi: copying additional metadata")
 		}
 	}
-	cs := (*C.struct_ArrowSchema)(C.calloc(1, C.sizeof_struct_ArrowSchema))
+	cs := (*C.struct_ArrowSchema)(C.vl_calloc(1, C.sizeof_struct_ArrowSchema))
 	if cs == nil {
 		return async.Errorf(async.ENOMEM, "cabi: allocating the schema")
 	}
-	defer C.free(unsafe.Pointer(cs))
+	defer C.vl_free(unsafe.Pointer(cs))
 	cdata.ExportArrowSchema(schema, cdataSchema(cs))
 	var pending C.int64_t
 	rc := C.vl_call_on_schema(f.c, cs, f.ps.c, &pending)
@@ -211,9 +211,9 @@ func (f *Forwarder) taskMetadata(md arrow.Metadata) (*C.char, error) {
 		return nil, nil
 	}
 	if n > f.mdCap {
-		C.free(f.mdBuf)
+		C.vl_free(f.mdBuf)
 		c := max(n, 2*f.mdCap, 256)
-		f.mdBuf = C.malloc(C.size_t(c))
+		f.mdBuf = C.vl_malloc(C.size_t(c))
 		if f.mdBuf == nil {
 			f.mdCap = 0
 			return nil, async.Errorf(async.ENOMEM, "cabi: copying task metadata")
@@ -245,7 +245,7 @@ func (f *Forwarder) onErrorLocked(err *async.Error) {
 	msg := C.CString(err.Message)
 	defer C.free(unsafe.Pointer(msg))
 	cmd, _ := metadataToC(err.Metadata)
-	defer C.free(unsafe.Pointer(cmd))
+	defer C.vl_free(unsafe.Pointer(cmd))
 	C.vl_call_on_error(f.c, C.int(code), msg, cmd)
 }
 
@@ -263,7 +263,7 @@ func (f *Forwarder) releaseLocked() {
 	}
 	f.released = true
 	C.vl_call_release(f.c)
-	C.free(f.mdBuf)
+	C.vl_free(f.mdBuf)
 	f.mdBuf, f.mdCap = nil, 0
 	f.ps.unref()
 }

@@ -269,7 +269,7 @@ func (t *cTask) Extract() (*async.DeviceBatch, error) {
 	if !t.done.CompareAndSwap(false, true) {
 		return nil, async.ErrReleased
 	}
-	out := (*C.struct_ArrowDeviceArray)(C.calloc(1, C.sizeof_struct_ArrowDeviceArray))
+	out := (*C.struct_ArrowDeviceArray)(C.vl_calloc(1, C.sizeof_struct_ArrowDeviceArray))
 	if out == nil {
 		// T1: the task must still be freed.
 		C.vl_call_extract(t.fn, t.priv, nil)
@@ -277,23 +277,23 @@ func (t *cTask) Extract() (*async.DeviceBatch, error) {
 	}
 	if rc := C.vl_call_extract(t.fn, t.priv, out); rc != 0 {
 		C.vl_array_release(&out.array)
-		C.free(unsafe.Pointer(out))
+		C.vl_free(unsafe.Pointer(out))
 		return nil, &async.Error{Code: async.Errno(rc), Message: fmt.Sprintf("cabi: extract_data returned %s", async.Errno(rc))}
 	}
 	if out.array.release == nil {
-		C.free(unsafe.Pointer(out))
+		C.vl_free(unsafe.Pointer(out))
 		return nil, async.Errorf(async.EPROTO, "cabi: extract_data returned 0 with a released array")
 	}
 	dt := async.DeviceType(out.device_type)
 	if dt != async.DeviceCPU {
 		if !t.imp.acceptsDevice(dt) {
 			C.vl_array_release(&out.array)
-			C.free(unsafe.Pointer(out))
+			C.vl_free(unsafe.Pointer(out))
 			return nil, async.Errorf(async.EPROTO, "cabi: task on device %s, producer said %s", dt, t.imp.prod.dt)
 		}
 		return importDevice(out, t.imp.schema), nil
 	}
-	defer C.free(unsafe.Pointer(out))
+	defer C.vl_free(unsafe.Pointer(out))
 	rec, err := cdata.ImportCRecordBatchWithSchema(cdataArray(&out.array), t.imp.schema)
 	C.vl_array_release(&out.array) // only when the import did not move it
 	if err != nil {

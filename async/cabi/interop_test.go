@@ -32,6 +32,7 @@ func checkDemo(t *testing.T, rec arrow.RecordBatch, next *int64) {
 // arrow-go's consumer calls request for tasks still queued after its
 // release: the Volley producer stays valid until every task is extracted.
 func TestInteropArrowGoConsumer(t *testing.T) {
+	noCLeft(t)
 	for _, q := range []uint64{1, 16} {
 		t.Run(fmt.Sprintf("queue=%d", q), func(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
@@ -81,6 +82,7 @@ func TestInteropArrowGoConsumer(t *testing.T) {
 // NULL), so the Reader reads every task; arrow-go frees its producer at end
 // of stream, before release, so the bridge stops forwarding requests there.
 func TestInteropArrowGoProducer(t *testing.T) {
+	noCLeft(t)
 	for _, q := range []int{1, 16} {
 		t.Run(fmt.Sprintf("queue=%d", q), func(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())

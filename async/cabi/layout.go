@@ -52,3 +52,8 @@ func Layout() map[string]uintptr {
 		"ArrowSchema.private_data":                   unsafe.Offsetof(s.private_data),
 	}
 }
+
+// LiveCAllocations is the number of C allocations the bridge made (handlers,
+// producers, exported array trees, metadata copies, boxes) that are not yet
+// freed; tests assert it returns to zero.
+func LiveCAllocations() int64 { return int64(C.vl_live_allocations()) }

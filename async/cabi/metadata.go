@@ -36,8 +36,8 @@ func metadataFromC(md *C.char) (arrow.Metadata, error) {
 	return async.DecodeMetadata(view)
 }
 
-// metadataToC returns a malloc'd copy of md's encoding (NULL when md is
-// empty) and its length; the caller frees it with C.free.
+// metadataToC returns a C copy (vl_malloc) of md's encoding (NULL when md
+// is empty) and its length; the caller frees it with C.vl_free.
 func metadataToC(md arrow.Metadata) (*C.char, int) {
 	enc := async.EncodeMetadata(md)
 	if len(enc) == 0 {

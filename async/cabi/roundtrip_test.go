@@ -56,6 +56,7 @@ func readAll(t *testing.T, ctx context.Context, r *async.Reader) (batches, rows 
 }
 
 func TestRoundTrip(t *testing.T) {
+	noCLeft(t)
 	for _, tc := range []struct {
 		name               string
 		batches, rows, win int
