@@ -135,8 +135,10 @@ func (c specConnector) Connect(context.Context) (Conn, error) {
 
 type specConn struct{ spec asynctest.StreamSpec }
 
-func (c *specConn) Query(context.Context, *Request) (async.Source, error) { return c.spec.Source(), nil }
-func (c *specConn) Close() error                                         { return nil }
+func (c *specConn) Query(context.Context, *Request) (async.Source, error) {
+	return c.spec.Source(), nil
+}
+func (c *specConn) Close() error { return nil }
 
 // TestCancelMidCopy cancels a stream while its copies are held on the
 // simulated GPU's stream: the stream ends with Release only, and nothing
