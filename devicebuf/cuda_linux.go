@@ -134,7 +134,7 @@ func (c *CUDA) load() error {
 			tried = append(tried, p+": a CUDA toolkit stub, not a driver")
 			continue
 		}
-		h, err := purego.Dlopen(p, purego.RTLD_NOW|purego.RTLD_GLOBAL)
+		h, err := purego.Dlopen(p, purego.RTLD_NOW|purego.RTLD_LOCAL)
 		if err != nil {
 			tried = append(tried, err.Error())
 			continue

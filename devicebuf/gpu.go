@@ -49,6 +49,13 @@ func (g *gpuState) unref() error {
 		errs = append(errs, g.gpu.FreePinned(p))
 	}
 	errs = append(errs, g.gpu.Close(), g.m.gpuGone(g))
+	// Frees on a poisoned device fail: its context is lost, and with it
+	// the memory; that is no news to report at teardown.
+	for i, err := range errs {
+		if errors.Is(err, ErrPoisoned) {
+			errs[i] = nil
+		}
+	}
 	return errors.Join(errs...)
 }
 
