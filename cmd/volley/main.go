@@ -70,6 +70,7 @@ Examples:
 type env struct {
 	stdout, stderr io.Writer
 	stderrTTY      bool // stderr is a terminal: redraw progress in place
+	stdoutTTY      bool // stdout is a terminal: no binary output there
 }
 
 func main() {
@@ -79,7 +80,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// After the first signal, a second one kills the process the default way.
 	context.AfterFunc(ctx, stop)
-	e := &env{stdout: os.Stdout, stderr: os.Stderr, stderrTTY: isTerminal(os.Stderr)}
+	e := &env{stdout: os.Stdout, stderr: os.Stderr, stderrTTY: isTerminal(os.Stderr), stdoutTTY: isTerminal(os.Stdout)}
 	code := run(ctx, e, os.Args[1:])
 	stop()
 	os.Exit(code)

@@ -258,6 +258,10 @@ func runQuery(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *out == "-" && e.stdoutTTY {
+		return &cliError{code: exitUsage, err: errors.New("--out - writes a binary Arrow IPC stream, and stdout is a terminal"),
+			hint: "redirect stdout (volley query --out - ... > result.arrows) or pipe it into a reader"}
+	}
 	deviceOnly := hasHint && !hint.Type.HostAccessible()
 	if deviceOnly && *out != "" {
 		return &cliError{code: exitUsage, err: fmt.Errorf("--out needs host-readable batches, and --device %s puts them in GPU memory", hint),

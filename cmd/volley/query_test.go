@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +18,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/jackc/pgx/v5"
 )
 
 // sampleRows is the size of the sample result; with --batch-rows 700 it
@@ -311,5 +314,114 @@ func TestQueryProgressLines(t *testing.T) {
 	}
 	if !strings.Contains(r.stdout, "\n4  false\n") {
 		t.Errorf("preview:\n%s", r.stdout)
+	}
+}
+
+// readCells reads an .arrow or .parquet file into rows of cell texts, with
+// a checked allocator.
+func readCells(t *testing.T, path string) [][]string {
+	t.Helper()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	var rr array.RecordReader
+	if strings.HasSuffix(path, ".parquet") {
+		pf, err := file.OpenParquetFile(path, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pf.Close()
+		fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 100}, mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rr, err = fr.GetRecordReader(t.Context(), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		fr, err := ipc.NewFileReader(f, ipc.WithAllocator(mem))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fr.Close()
+		var recs []arrow.RecordBatch
+		for i := 0; i < fr.NumRecords(); i++ {
+			rec, err := fr.RecordBatch(i) // valid until the next call: retain it
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec.Retain()
+			defer rec.Release()
+			recs = append(recs, rec)
+		}
+		if rr, err = array.NewRecordReader(fr.Schema(), recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer rr.Release()
+	var rows [][]string
+	for rr.Next() {
+		rec := rr.RecordBatch()
+		for r := 0; r < int(rec.NumRows()); r++ {
+			row := make([]string, rec.NumCols())
+			for c := range row {
+				row[c] = rec.ColumnName(c) + "=" + rec.Schema().Field(c).Type.String() + ":" + cellText(rec.Column(c), r)
+			}
+			rows = append(rows, row)
+		}
+	}
+	return rows
+}
+
+// TestQueryTypesRoundTrip writes decimals, dates, timestamps, fixed chars
+// and nulls from both databases as Arrow and Parquet: the Parquet file
+// reads back with the same types and values as the Arrow file, which holds
+// what the database returned.
+func TestQueryTypesRoundTrip(t *testing.T) {
+	conn, err := pgx.Connect(t.Context(), pgServer.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if err := createLineitem(t.Context(), conn, "types_lineitem", 1000); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(context.Background(), "DROP TABLE types_lineitem")
+	sources := []struct {
+		name  string
+		args  []string
+		first string // a cell of the first row, as the database returns it
+	}{
+		{"duckdb", []string{`SELECT range AS i, (range / 4)::DECIMAL(15,2) AS d, DATE '1992-01-02' + range::INTEGER AS day,
+			TIMESTAMP '2024-03-01 12:34:56.789' + INTERVAL (range) SECOND AS ts,
+			CASE WHEN range % 5 = 0 THEN NULL ELSE range::VARCHAR END AS s FROM range(1000)`},
+			"d=decimal(15, 2):0.00"},
+		{"postgres", []string{"--dsn", pgServer.DSN(), "SELECT * FROM types_lineitem ORDER BY l_orderkey, l_linenumber"},
+			"l_quantity=decimal(15, 2):1.00"},
+	}
+	for _, src := range sources {
+		t.Run(src.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, out := range []string{"r.arrow", "r.parquet"} {
+				mustRun(t, runOpts{dir: dir}, append([]string{"query", "--quiet", "--batch-rows", "300", "--out", out}, src.args...)...)
+			}
+			want := readCells(t, filepath.Join(dir, "r.arrow"))
+			got := readCells(t, filepath.Join(dir, "r.parquet"))
+			if len(want) != 1000 || len(got) != 1000 {
+				t.Fatalf("rows: arrow %d, parquet %d, want 1000", len(want), len(got))
+			}
+			if !slices.Contains(want[0], src.first) {
+				t.Errorf("first row %q lacks %q", want[0], src.first)
+			}
+			for i := range want {
+				if !slices.Equal(want[i], got[i]) {
+					t.Fatalf("row %d differs:\narrow   %q\nparquet %q", i, want[i], got[i])
+				}
+			}
+		})
 	}
 }

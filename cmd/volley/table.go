@@ -121,6 +121,15 @@ func cellText(a arrow.Array, i int) string {
 		return strings.Clone(a.Value(i))
 	case *array.StringView:
 		return strings.Clone(a.Value(i))
+	case *array.Decimal128:
+		// All the scale's digits ("1.50"), as databases print decimals.
+		return a.Value(i).ToString(a.DataType().(arrow.DecimalType).GetScale())
+	case *array.Decimal256:
+		return a.Value(i).ToString(a.DataType().(arrow.DecimalType).GetScale())
+	case *array.Decimal64:
+		return a.Value(i).ToString(a.DataType().(arrow.DecimalType).GetScale())
+	case *array.Decimal32:
+		return a.Value(i).ToString(a.DataType().(arrow.DecimalType).GetScale())
 	}
 	return strings.Clone(a.ValueStr(i))
 }
