@@ -31,9 +31,13 @@ DuckDB ADBC driver (found in $VOLLEY_DUCKDB_DRIVER, the path baked in at build
 time, or .cache/duckdb/ next to the binary; ` + "`make duckdb`" + ` builds it).
 
 Flags:
-  --driver NAME        adapter: postgres (postgresql), adbc; default: postgres for
-                       postgres:// DSNs, adbc otherwise (the embedded DuckDB with no DSN)
-  --dsn DSN            data source; secrets in it are never echoed
+  --driver NAME        adapter: postgres (postgresql), adbc, or duckdb (the embedded DuckDB,
+                       with --dsn naming a database file; in memory without). Default:
+                       postgres for postgres:// and key=value DSNs, adbc for other DSNs,
+                       the embedded in-memory DuckDB with no DSN
+  --dsn DSN            data source; secrets in it are never echoed. postgres: a URL or
+                       key=value string (pgx syntax). adbc: key=value pairs separated by ;
+                       driver=/path/lib.so;entrypoint=NAME;uri=...;username=...;password=...
   --device D           auto | cpu | cuda_host[:N] | cuda[:N] (default auto). An explicit
                        device is strict: if it is unusable the query fails.
   --batch-bytes N      bound each batch's size (default 16MiB; suffixes KiB MiB GiB, KB MB GB)
@@ -65,6 +69,7 @@ summary is printed.
 
 Examples:
   volley query "SELECT 42 AS answer, 'hi' AS greeting"
+  volley query --driver duckdb --dsn tpch.duckdb "SELECT * FROM lineitem" --out lineitem.parquet
   volley query --param int:3 "SELECT range AS n FROM range(?)"
   volley query --out numbers.parquet "SELECT * FROM range(1000000)"
   volley query --driver postgres --dsn postgres://app@localhost:5432/tpch \
@@ -340,8 +345,9 @@ func openDB(name, dsn string) (*driver.DB, func(), error) {
 // resolveSource picks the driver name and DSN: the embedded DuckDB when
 // neither is given.
 func resolveSource(name, dsn string) (string, string, error) {
-	if dsn == "" && (name == "" || name == "adbc" || name == "duckdb") {
-		d, err := embeddedDuckDB("")
+	if (dsn == "" && (name == "" || name == "adbc")) || name == "duckdb" {
+		// The embedded DuckDB: in memory, or the database file --dsn names.
+		d, err := embeddedDuckDB(dsn)
 		return "adbc", d, err
 	}
 	if name == "" {

@@ -425,3 +425,21 @@ func TestQueryTypesRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// TestQueryDuckDBFile uses --driver duckdb with a database file: what one
+// query stores, the next one reads.
+func TestQueryDuckDBFile(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, runOpts{dir: dir}, "query", "--quiet", "--driver", "duckdb", "--dsn", "t.duckdb",
+		"CREATE TABLE t AS SELECT range AS x FROM range(7)")
+	r := mustRun(t, runOpts{dir: dir}, "query", "--driver", "duckdb", "--dsn", "t.duckdb", "--stats", "json", "--limit", "0",
+		"SELECT sum(x) AS s FROM t")
+	var s summary
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil || s.Rows != 1 || s.Driver != "adbc" {
+		t.Fatalf("summary %+v (%v)", s, err)
+	}
+	r = mustRun(t, runOpts{dir: dir}, "query", "--driver", "duckdb", "--dsn", "t.duckdb", "SELECT sum(x) AS s FROM t")
+	if !strings.Contains(r.stdout, "\n21\n") {
+		t.Errorf("preview:\n%s", r.stdout)
+	}
+}
