@@ -207,3 +207,23 @@ func allTypesRecord(t *testing.T, mem memory.Allocator) arrow.RecordBatch {
 }
 
 func unsafePointer(b []byte) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(b)) }
+
+// wideInt64Record has cols int64 columns of n rows.
+func wideInt64Record(mem memory.Allocator, cols, n int) arrow.RecordBatch {
+	var fields []arrow.Field
+	var arrs []arrow.Array
+	for c := range cols {
+		b := array.NewInt64Builder(mem)
+		for i := range n {
+			b.Append(int64(c*n + i))
+		}
+		arrs = append(arrs, b.NewArray())
+		b.Release()
+		fields = append(fields, arrow.Field{Name: fmt.Sprintf("c%d", c), Type: arrow.PrimitiveTypes.Int64})
+	}
+	rec := array.NewRecordBatch(arrow.NewSchema(fields, nil), arrs, int64(n))
+	for _, a := range arrs {
+		a.Release()
+	}
+	return rec
+}
