@@ -59,6 +59,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -157,25 +158,66 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 		}
 		return conn, nil
 	}
-	pg, err := pgconn.ConnectConfig(ctx, c.pc)
+	conn := newConn(nil, c.cfg)
+	pc := c.pc.Copy()
+	userNotice := pc.OnNotice
+	pc.OnNotice = func(p *pgconn.PgConn, n *pgconn.Notice) {
+		// An immediate shutdown announces itself with a WARNING notice
+		// (SQLSTATE 57P01) before the socket closes; keep it for the error.
+		if strings.HasPrefix(n.Code, "57P") {
+			conn.shutdown.Store((*pgconn.PgError)(n))
+		}
+		if userNotice != nil {
+			userNotice(p, n)
+		}
+	}
+	pg, err := pgconn.ConnectConfig(ctx, pc)
 	if err != nil {
 		return nil, wrapErr("connect", err)
 	}
-	return newConn(pg, c.cfg), nil
+	conn.pg = pg
+	return conn, nil
 }
+
+// wrap is wrapErr that, for a connection lost without a server error,
+// attaches the shutdown notice the server sent, if any.
+func (c *Conn) wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *pgconn.PgError
+	if n := c.shutdown.Load(); n != nil && !errors.As(err, &pe) {
+		err = &lostConnError{notice: n, err: err}
+	}
+	return wrapErr(what, err)
+}
+
+// lostConnError is a connection failure preceded by a server notice.
+type lostConnError struct {
+	notice *pgconn.PgError
+	err    error
+}
+
+func (e *lostConnError) Error() string {
+	return e.err.Error() + " (after server notice: " + e.notice.Message + ")"
+}
+
+func (e *lostConnError) Unwrap() []error { return []error{e.notice, e.err} }
 
 // Conn is one PostgreSQL connection. Like every driver.Conn it is used by
 // one goroutine at a time: Query, then the Source until its Close returned.
 // CancelServer may be called from any goroutine.
 type Conn struct {
-	pg      *pgconn.PgConn
-	cfg     Config
-	mem     memory.Allocator
-	cat     *catalog
-	tm      *pgtype.Map
-	broken  atomic.Bool
-	closed  bool
-	release func(valid bool)
+	pg     *pgconn.PgConn
+	cfg    Config
+	mem    memory.Allocator
+	cat    *catalog
+	tm     *pgtype.Map
+	broken atomic.Bool
+	// shutdown is the server's shutdown notice, if one came.
+	shutdown atomic.Pointer[pgconn.PgError]
+	closed   bool
+	release  func(valid bool)
 }
 
 func newConn(pg *pgconn.PgConn, cfg Config) *Conn {

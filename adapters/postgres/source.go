@@ -142,16 +142,24 @@ func (s *source) Schema(ctx context.Context) (*arrow.Schema, error) {
 	if s.c.closed {
 		return nil, fmt.Errorf("postgres: %w", driver.ErrClosed)
 	}
-	sd, err := pg.Prepare(ctx, "", s.sql, nil)
+	// pgconn closes the connection when an operation's ctx ends; run with
+	// Background and turn ctx's end into CancelRequests instead, so that a
+	// cancelled describe leaves the connection usable.
+	stop := s.watch(ctx)
+	sd, err := pg.Prepare(context.Background(), "", s.sql, nil)
+	if err == nil {
+		oids := make([]uint32, len(sd.Fields))
+		for i, f := range sd.Fields {
+			oids[i] = f.DataTypeOID
+		}
+		err = s.c.cat.resolve(context.Background(), pg, oids)
+	}
+	stop()
 	if err != nil {
-		return nil, s.ctxErr(ctx, wrapErr("describe", err))
+		return nil, s.ctxErr(ctx, s.c.wrap("describe", err))
 	}
-	oids := make([]uint32, len(sd.Fields))
-	for i, f := range sd.Fields {
-		oids[i] = f.DataTypeOID
-	}
-	if err := s.c.cat.resolve(ctx, pg, oids); err != nil {
-		return nil, s.ctxErr(ctx, wrapErr("describe", err))
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("postgres: %w", context.Cause(ctx))
 	}
 	fs := make([]arrow.Field, len(sd.Fields))
 	s.types = make([]*pgType, len(sd.Fields))
@@ -244,7 +252,7 @@ func (s *source) startCopy() error {
 	}
 	p := &copyParser{b: b, ncols: len(s.fields)}
 	p.full = func() error { return send(b.flush()) }
-	w := &stopWriter{p: p, stop: &s.stopFlag}
+	w := &stopWriter{p: p, stop: &s.stopFlag, cancel: s.interrupt}
 	sql := "COPY (" + trimStatement(s.sql) + ") TO STDOUT (FORMAT binary)"
 	pg := s.c.pg
 	go func() {
@@ -254,6 +262,9 @@ func (s *source) startCopy() error {
 		// The context is Background: cancellation goes through
 		// CancelRequest and the drain, so the connection survives it.
 		_, err := pg.CopyTo(context.Background(), w, sql)
+		if w.failed != nil && (err == nil || sqlState(err) == "57014") {
+			err = w.failed
+		}
 		if err == nil && !w.stopped {
 			err = p.finish()
 		}
@@ -271,10 +282,16 @@ func (s *source) startCopy() error {
 
 // stopWriter feeds the parser until stop is closed, then discards the rest
 // of the stream (the drain after a CancelRequest).
+//
+// A decode error does not fail the Write (pgconn would close the
+// connection): the writer keeps it, asks the server to cancel and drains,
+// so the connection survives a bad value.
 type stopWriter struct {
 	p       *copyParser
 	stop    *atomic.Bool
-	stopped bool // latched by the COPY goroutine
+	stopped bool  // latched by the COPY goroutine
+	failed  error // the decode error that stopped the parse
+	cancel  func()
 }
 
 func (w *stopWriter) Write(b []byte) (int, error) {
@@ -282,7 +299,11 @@ func (w *stopWriter) Write(b []byte) (int, error) {
 		w.stopped = true
 		return len(b), nil
 	}
-	return w.p.Write(b)
+	if _, err := w.p.Write(b); err != nil {
+		w.failed, w.stopped = err, true
+		w.cancel()
+	}
+	return len(b), nil
 }
 
 func trimStatement(sql string) string {
@@ -303,7 +324,7 @@ func (s *source) nextCopy(ctx context.Context) (arrow.RecordBatch, error) {
 		}
 		<-s.copyDone
 		if s.copyErr != nil {
-			return nil, wrapErr("query", s.copyErr)
+			return nil, s.c.wrap("query", s.copyErr)
 		}
 		return nil, io.EOF
 	case <-ctx.Done():
@@ -349,12 +370,16 @@ func (s *source) nextExtended(ctx context.Context) (arrow.RecordBatch, error) {
 		for i := range results {
 			results[i] = 1
 		}
+		// ExecParams blocks until the server flushes the row description,
+		// which may be after a long execution: watch ctx already.
+		stop := s.watch(ctx)
 		s.rr = s.c.pg.ExecParams(context.Background(), s.sql, vals, s.paramOIDs, formats, results)
+		stop()
 		if fds := s.rr.FieldDescriptions(); len(fds) != len(s.fields) && len(s.fields) > 0 {
 			_, err := s.rr.Close()
 			s.rr = nil
 			if err != nil {
-				return nil, wrapErr("query", err)
+				return nil, s.c.wrap("query", err)
 			}
 			return nil, fmt.Errorf("%w: postgres: result has %d columns, described %d (schema changed?)",
 				async.ErrProtocol, len(fds), len(s.fields))
@@ -384,7 +409,7 @@ func (s *source) nextExtended(ctx context.Context) (arrow.RecordBatch, error) {
 	s.rr = nil
 	if err != nil {
 		s.b.release()
-		return nil, s.ctxErr(ctx, wrapErr("query", err))
+		return nil, s.ctxErr(ctx, s.c.wrap("query", err))
 	}
 	if ctx.Err() != nil {
 		s.b.release()
@@ -398,31 +423,60 @@ func (s *source) nextExtended(ctx context.Context) (arrow.RecordBatch, error) {
 	return rec, nil
 }
 
-// watch sends a CancelRequest when ctx ends during a blocking read; the
-// returned func stops watching.
+// watch cancels the query on the server when ctx ends during a blocking
+// read; the returned func stops watching (and ends the cancel loop).
 func (s *source) watch(ctx context.Context) func() {
 	if ctx.Done() == nil {
 		return func() {}
 	}
+	done := make(chan struct{})
 	s.interrupts.Add(1)
 	stop := context.AfterFunc(ctx, func() {
 		defer s.interrupts.Done()
-		s.sendCancel()
+		s.cancelUntil(done)
 	})
 	return func() {
+		close(done)
 		if stop() {
 			s.interrupts.Done()
 		}
 	}
 }
 
-// interrupt sends a CancelRequest on its own goroutine (Close waits).
+// interrupt runs cancelUntil(copyDone) on its own goroutine (Close waits).
 func (s *source) interrupt() {
 	s.interrupts.Add(1)
 	go func() {
 		defer s.interrupts.Done()
-		s.sendCancel()
+		s.cancelUntil(s.copyDone)
 	}()
+}
+
+// cancelUntil sends CancelRequests until done is closed. A CancelRequest
+// that reaches the backend before it started the statement is ignored by
+// the server, so it is repeated with backoff (50ms, 100ms, ... 1s); after
+// drainGrace the connection is closed instead, and reported invalid.
+// Every request has completed (the server signalled the backend) when it
+// returns, so no late cancel can hit the connection's next statement.
+func (s *source) cancelUntil(done <-chan struct{}) {
+	deadline := time.Now().Add(drainGrace)
+	delay := 50 * time.Millisecond
+	for {
+		s.sendCancel()
+		t := time.NewTimer(delay)
+		select {
+		case <-done:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if time.Now().After(deadline) {
+			s.c.broken.Store(true)
+			_ = s.c.pg.Conn().Close()
+			return
+		}
+		delay = min(2*delay, time.Second)
+	}
 }
 
 func (s *source) sendCancel() {
@@ -465,26 +519,26 @@ func (s *source) Close() error {
 	s.closed = true
 	var err error
 	if s.running() {
-		s.sendCancel()
-		hard := time.AfterFunc(drainGrace, func() {
-			s.c.broken.Store(true)
-			_ = s.c.pg.Conn().Close()
-		})
 		if s.useCopy {
 			s.stopCopy()
+			s.cancelUntil(s.copyDone)
 			<-s.copyDone
 			if e := s.copyErr; e != nil && sqlState(e) != "57014" {
-				err = wrapErr("cancel", e)
+				err = s.c.wrap("cancel", e)
 			}
 		} else {
+			done := make(chan struct{})
+			s.interrupts.Add(1)
+			go func() {
+				defer s.interrupts.Done()
+				s.cancelUntil(done)
+			}()
 			_, e := s.rr.Close()
+			close(done)
 			s.rr = nil
 			if e != nil && sqlState(e) != "57014" {
-				err = wrapErr("cancel", e)
+				err = s.c.wrap("cancel", e)
 			}
-		}
-		if !hard.Stop() {
-			err = nil // drained by force; IsValid reports the loss
 		}
 	} else if s.useCopy && s.started {
 		s.stopCopy()
