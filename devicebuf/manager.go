@@ -97,9 +97,11 @@ func (o Options) Validate() error {
 
 // MoverOptions configure one [Manager.Mover].
 type MoverOptions struct {
-	// CPULabelledPinned, for a cuda_host device, copies batches into
-	// pinned host memory but labels them cpu: for a consumer that takes
-	// CPU arrays only yet benefits from pinned memory. Ignored otherwise.
+	// CPULabelledPinned, for a cuda_host device or the cpu, copies
+	// batches into pinned host memory but labels them cpu: for a consumer
+	// that takes CPU arrays only yet benefits from pinned memory. For the
+	// cpu the first usable GPU's pinned memory is used, and without one
+	// the batches stay plain CPU batches. Ignored for cuda devices.
 	CPULabelledPinned bool
 }
 
@@ -194,7 +196,9 @@ func (m *Manager) Inventory(ctx context.Context) []Info {
 }
 
 // Mover returns a Mover onto dev. For the CPU it is a no-op mover whose
-// batches are the records themselves. For cuda_host:N and cuda:N the GPU
+// batches are the records themselves; with opts.CPULabelledPinned it copies
+// into the pinned host memory of the first usable GPU instead, labelling
+// the batches cpu (and stays a no-op mover when no GPU is usable). For cuda_host:N and cuda:N the GPU
 // must be usable; otherwise the error wraps [ErrUnavailable] and names the
 // reason. An unknown device is an error wrapping [ErrUnknownDevice].
 //
@@ -207,22 +211,35 @@ func (m *Manager) Mover(ctx context.Context, dev async.Device, opts MoverOptions
 	if closed {
 		return nil, fmt.Errorf("devicebuf: mover for %s: %w", dev, ErrClosed)
 	}
+	var entry *gpuEntry
 	switch dev.Type {
 	case async.DeviceCPU:
-		return cpuMover{}, nil
+		if !opts.CPULabelledPinned {
+			return cpuMover{}, nil
+		}
+		entries := m.gpuEntries(ctx)
+		for i := range entries {
+			if entries[i].err == nil {
+				entry = &entries[i]
+				break
+			}
+		}
+		if entry == nil {
+			return cpuMover{}, nil // no pinned memory to be had: plain CPU batches
+		}
+		dev = async.Device{Type: async.DeviceCUDAHost, ID: entry.id}
 	case async.DeviceCUDA, async.DeviceCUDAHost:
+		entries := m.gpuEntries(ctx)
+		for i := range entries {
+			if entries[i].id == dev.ID {
+				entry = &entries[i]
+			}
+		}
 	default:
 		return nil, fmt.Errorf("%w: no backend for %s (devices: cpu, cuda_host:N, cuda:N)", ErrUnknownDevice, dev)
 	}
-	var entry *gpuEntry
-	entries := m.gpuEntries(ctx)
-	for i := range entries {
-		if entries[i].id == dev.ID {
-			entry = &entries[i]
-		}
-	}
 	if entry == nil {
-		return nil, fmt.Errorf("%w: %s (the inventory has %d GPU entries)", ErrUnknownDevice, dev, len(entries))
+		return nil, fmt.Errorf("%w: %s (the inventory has no such GPU)", ErrUnknownDevice, dev)
 	}
 	if entry.err != nil {
 		return nil, &unavailableError{dev: dev, cause: entry.err}

@@ -208,6 +208,69 @@ func TestMoveEveryTypeToPinnedHost(t *testing.T) {
 	}
 }
 
+func TestCPULabelledPinnedFromCPU(t *testing.T) {
+	e := newEnv(t, devicebuf.SimOptions{}, devicebuf.Options{})
+	mv := e.mover("cpu", devicebuf.MoverOptions{CPULabelledPinned: true})
+	rec := intRecord(e.alloc, 10, 0)
+	rec.Retain()
+	defer rec.Release()
+	b, err := mv.Move(t.Context(), rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Release()
+	if b.Device != async.CPU || b.Record == rec || !array.RecordEqual(b.Record, rec) || b.Array == nil {
+		t.Fatalf("pinned cpu-labelled batch: device %s, same record %v", b.Device, b.Record == rec)
+	}
+	// Without a usable GPU it is the plain CPU mover.
+	e2 := newEnv(t, devicebuf.SimOptions{NoDevice: true}, devicebuf.Options{})
+	mv2 := e2.mover("cpu", devicebuf.MoverOptions{CPULabelledPinned: true})
+	rec2 := intRecord(e2.alloc, 10, 0)
+	b2, err := mv2.Move(t.Context(), rec2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b2.Record != rec2 {
+		t.Error("without a GPU the cpu mover should pass records through")
+	}
+	b2.Release()
+}
+
+func TestNoDeviceInventory(t *testing.T) {
+	e := newEnv(t, devicebuf.SimOptions{NoDevice: true}, devicebuf.Options{})
+	inv := e.m.Inventory(t.Context())
+	if len(inv) != 3 || inv[0].Device != async.CPU || !inv[0].Usable {
+		t.Fatalf("inventory %+v", inv)
+	}
+	for _, in := range inv[1:] {
+		if in.Usable || !strings.Contains(in.Reason, "CUDA_ERROR_NO_DEVICE") || in.Device.ID != 0 {
+			t.Errorf("%s: usable %v reason %q", in.Device, in.Usable, in.Reason)
+		}
+	}
+	_, err := e.m.Mover(t.Context(), async.Device{Type: async.DeviceCUDA, ID: 0}, devicebuf.MoverOptions{})
+	if !errors.Is(err, devicebuf.ErrUnavailable) || !strings.Contains(err.Error(), "CUDA_ERROR_NO_DEVICE") {
+		t.Errorf("Mover: %v", err)
+	}
+}
+
+func TestInventoryNumbersGPUsAcrossBackends(t *testing.T) {
+	sim := devicebuf.NewSimulated(devicebuf.SimOptions{Devices: 2, TotalBytes: 8 << 30})
+	m := devicebuf.NewManager(devicebuf.Options{Backends: []devicebuf.Backend{
+		devicebuf.NewSimulated(devicebuf.SimOptions{NoDevice: true}), sim}})
+	defer m.Close()
+	var got []string
+	for _, in := range m.Inventory(t.Context()) {
+		got = append(got, in.Device.String()+map[bool]string{true: "+", false: "-"}[in.Usable])
+		if in.Device.Type == async.DeviceCUDA && in.Usable && (in.TotalBytes != 8<<30 || in.FreeBytes != 8<<30 || !in.Simulated || in.Name != "simulated GPU") {
+			t.Errorf("%+v", in)
+		}
+	}
+	want := "cpu+ cuda_host:0- cuda:0- cuda_host:1+ cuda:1+ cuda_host:2+ cuda:2+"
+	if strings.Join(got, " ") != want {
+		t.Errorf("inventory %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
 func TestCPUMoverIsNoOp(t *testing.T) {
 	e := newEnv(t, devicebuf.SimOptions{}, devicebuf.Options{})
 	mv := e.mover("cpu", devicebuf.MoverOptions{})
