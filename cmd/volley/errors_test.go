@@ -149,28 +149,36 @@ func waitFor(d time.Duration, cond func() bool) bool {
 }
 
 // TestInterrupt sends SIGINT to a query blocked in the server and to one
-// streaming a large result: exit 130, the backend stopped, no output file.
+// streaming a large result, in PostgreSQL and in the embedded DuckDB: exit
+// 130, the PostgreSQL backend stopped, no output file.
 func TestInterrupt(t *testing.T) {
+	pg := []string{"--driver", "postgres", "--dsn", pgServer.DSN()}
 	cases := []struct {
 		name, marker, sql, out string
+		args                   []string
 		streaming              bool // wait for a progress line before the signal
 	}{
-		{name: "blocked", marker: "pg_sleep(60.5)", sql: "SELECT pg_sleep(60.5) AS nap", out: "nap.arrow"},
-		{name: "streaming", marker: "99999999999", sql: "SELECT i, md5(i::text) FROM generate_series(1, 99999999999) AS i",
-			out: "big.parquet", streaming: true},
+		{name: "postgres blocked", marker: "pg_sleep(60.5)", sql: "SELECT pg_sleep(60.5) AS nap", out: "nap.arrow", args: pg},
+		{name: "postgres streaming", marker: "99999999999", sql: "SELECT i, md5(i::text) FROM generate_series(1, 99999999999) AS i",
+			out: "big.parquet", args: pg, streaming: true},
+		{name: "duckdb streaming", sql: "SELECT range, range * 2 AS twice FROM range(99999999999)", out: "big.arrows", streaming: true},
+		{name: "duckdb blocked", sql: "SELECT count(*) FROM range(99999999999) t", out: "count.arrow", streaming: true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			conn, err := pgx.Connect(t.Context(), pgServer.DSN())
-			if err != nil {
-				t.Fatal(err)
+			var conn *pgx.Conn
+			if c.marker != "" {
+				var err error
+				if conn, err = pgx.Connect(t.Context(), pgServer.DSN()); err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close(context.Background())
 			}
-			defer conn.Close(context.Background())
 			dir := t.TempDir()
 			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, volleyBin, "query", "--driver", "postgres", "--dsn", pgServer.DSN(),
-				"--out", c.out, c.sql)
+			args := append(append([]string{"query"}, c.args...), "--out", c.out, c.sql)
+			cmd := exec.CommandContext(ctx, volleyBin, args...)
 			cmd.Dir, cmd.Env = dir, testEnv()
 			stderr, err := cmd.StderrPipe()
 			if err != nil {
@@ -188,14 +196,14 @@ func TestInterrupt(t *testing.T) {
 				}
 			}()
 			if c.streaming {
-				// The first progress line comes after a second of streaming.
+				// The first progress line comes after a second of running.
 				for l := range lines {
 					if strings.HasPrefix(l, "volley: progress: ") {
 						break
 					}
 				}
 			}
-			if !waitFor(30*time.Second, func() bool { return activeQueries(t, conn, c.marker) == 1 }) {
+			if conn != nil && !waitFor(30*time.Second, func() bool { return activeQueries(t, conn, c.marker) == 1 }) {
 				cmd.Process.Kill()
 				cmd.Wait()
 				t.Fatalf("the query never showed up as active in pg_stat_activity")
@@ -215,13 +223,12 @@ func TestInterrupt(t *testing.T) {
 			if ctx.Err() != nil {
 				t.Fatalf("volley did not stop after SIGINT")
 			}
-			last := rest[len(rest)-1]
-			if !strings.HasPrefix(last, "volley: interrupted") {
-				t.Errorf("last stderr line %q, want the interruption", last)
+			if len(rest) == 0 || !strings.HasPrefix(rest[len(rest)-1], "volley: interrupted") {
+				t.Errorf("stderr after the signal %q, want the interruption last", rest)
 			}
 			// The CLI waited for the query to end before exiting; allow the
 			// server a moment to update its statistics view.
-			if !waitFor(5*time.Second, func() bool { return activeQueries(t, conn, c.marker) == 0 }) {
+			if conn != nil && !waitFor(5*time.Second, func() bool { return activeQueries(t, conn, c.marker) == 0 }) {
 				t.Errorf("the query is still active on the server after volley exited")
 			}
 			if names := dirEntries(t, dir); len(names) != 0 {
