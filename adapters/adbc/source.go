@@ -49,9 +49,8 @@ type source struct {
 	schema  *arrow.Schema
 	rdr     array.RecordReader
 	eof     bool
-	pending arrow.RecordBatch // a batch being handed out in slices
-	off     int64             // rows of pending already handed out
-	partial bool              // partition source: no statement to own
+	slicer  slicer // a batch being handed out in slices
+	partial bool   // partition source: no statement to own
 
 	mu     sync.Mutex // guards closed against interrupt
 	closed bool
@@ -195,8 +194,8 @@ func (s *source) Next(ctx context.Context) (async.Batch, error) {
 			return async.Batch{}, err
 		}
 	}
-	if s.pending != nil {
-		return async.Batch{Record: s.slice()}, nil
+	if s.slicer.pending() {
+		return async.Batch{Record: s.slicer.next()}, nil
 	}
 	if s.eof {
 		return async.Batch{}, io.EOF
@@ -234,51 +233,86 @@ func (s *source) Next(ctx context.Context) (async.Batch, error) {
 		s.eof = true
 		return async.Batch{}, io.EOF
 	}
-	if s.schema != nil && !sameSchema(s.schema, rec.Schema()) {
-		rec.Release()
-		return async.Batch{}, &async.Error{Code: async.EPROTO,
+	if rec, err = s.conform(rec); err != nil {
+		return async.Batch{}, err
+	}
+	return async.Batch{Record: s.slicer.start(rec, s.req)}, nil
+}
+
+// conform returns rec with exactly the described schema (N6): the same
+// record when it already has it, else the same columns under the described
+// schema when they only differ in metadata or nullability, else an error.
+// It takes ownership of rec.
+func (s *source) conform(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+	if s.schema == nil || rec.Schema().Equal(s.schema) {
+		return rec, nil
+	}
+	defer rec.Release()
+	if !sameSchema(s.schema, rec.Schema()) {
+		return nil, &async.Error{Code: async.EPROTO,
 			Message: "adbc: read: a batch does not match the result's schema", Err: ErrSchemaMismatch}
 	}
-	if limit := s.sliceRows(rec); limit > 0 && rec.NumRows() > limit {
-		s.pending, s.off = rec, 0
-		return async.Batch{Record: s.slice()}, nil
+	return array.NewRecordBatch(s.schema, rec.Columns(), rec.NumRows()), nil
+}
+
+// slicer hands out a batch in slices that respect a request's BatchRows
+// and BatchBytes bounds. Slices share the batch's buffers.
+type slicer struct {
+	rec   arrow.RecordBatch // the batch being handed out, nil when none
+	off   int64             // rows already handed out
+	limit int64             // rows per slice
+}
+
+// start returns rec itself when it is within req's bounds, else its first
+// slice, keeping the rest for next. It takes ownership of rec.
+func (sl *slicer) start(rec arrow.RecordBatch, req *driver.Request) arrow.RecordBatch {
+	limit := sliceRows(rec, req)
+	if limit <= 0 || rec.NumRows() <= limit {
+		return rec
 	}
-	return async.Batch{Record: rec}, nil
+	sl.rec, sl.off, sl.limit = rec, 0, limit
+	return sl.next()
+}
+
+// pending reports whether slices are left.
+func (sl *slicer) pending() bool { return sl.rec != nil }
+
+// next returns the next slice.
+func (sl *slicer) next() arrow.RecordBatch {
+	end := min(sl.off+sl.limit, sl.rec.NumRows())
+	out := sl.rec.NewSlice(sl.off, end)
+	sl.off = end
+	if end == sl.rec.NumRows() {
+		sl.release()
+	}
+	return out
+}
+
+// release drops what is left.
+func (sl *slicer) release() {
+	if sl.rec != nil {
+		sl.rec.Release()
+		sl.rec = nil
+	}
 }
 
 // sliceRows is the row bound for batches like rec: the request's
-// BatchRows, tightened so that a slice stays within BatchBytes; 0 when rec
-// needs no slicing.
-func (s *source) sliceRows(rec arrow.RecordBatch) int64 {
-	if s.req == nil || rec.NumRows() <= 1 {
+// BatchRows, tightened so that a slice stays within BatchBytes; 0 when
+// there is no bound.
+func sliceRows(rec arrow.RecordBatch, req *driver.Request) int64 {
+	if req == nil || rec.NumRows() <= 1 {
 		return 0
 	}
-	limit := s.req.BatchRows
-	if s.req.BatchBytes > 0 {
-		if b := recordBytes(rec); b > s.req.BatchBytes {
-			n := max(1, rec.NumRows()*s.req.BatchBytes/b)
+	limit := req.BatchRows
+	if req.BatchBytes > 0 {
+		if b := recordBytes(rec); b > req.BatchBytes {
+			n := max(1, rec.NumRows()*req.BatchBytes/b)
 			if limit == 0 || n < limit {
 				limit = n
 			}
 		}
 	}
 	return limit
-}
-
-// slice hands out the next slice of pending.
-func (s *source) slice() arrow.RecordBatch {
-	limit := s.sliceRows(s.pending)
-	if limit <= 0 {
-		limit = s.pending.NumRows()
-	}
-	end := min(s.off+limit, s.pending.NumRows())
-	out := s.pending.NewSlice(s.off, end)
-	s.off = end
-	if end == s.pending.NumRows() {
-		s.pending.Release()
-		s.pending, s.off = nil, 0
-	}
-	return out
 }
 
 // Close stops the query when it has not been drained, releases the reader
@@ -292,10 +326,7 @@ func (s *source) Close() error {
 	s.mu.Unlock()
 	s.execCancel(context.Canceled)
 	s.conn.clearActive(s)
-	if s.pending != nil {
-		s.pending.Release()
-		s.pending = nil
-	}
+	s.slicer.release()
 	var errs []error
 	if s.rdr != nil {
 		errs = append(errs, s.conn.protect("RecordReader.Release", func() error { s.rdr.Release(); return nil }))
