@@ -55,7 +55,8 @@ Flags:
                        PATH.parquet (Parquet), or - (IPC stream on stdout)
   --limit N            rows of the preview (default 20; 0: no preview, just the summary)
   --stats text|json    the summary after the query: text on stderr (default) or JSON on stdout
-                       (on stderr when --out - uses stdout)
+                       after the preview (--limit 0 for the JSON alone; on stderr when --out -
+                       uses stdout)
   --quiet              no progress display and no text summary (errors are still printed)
 
 Progress: on a terminal, stderr shows rows, batches, bytes, rate and device, redrawn up to 10
