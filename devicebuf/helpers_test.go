@@ -31,10 +31,10 @@ func newEnv(t *testing.T, so devicebuf.SimOptions, o devicebuf.Options) *env {
 	o.Backends = []devicebuf.Backend{sim}
 	e := &env{t: t, sim: sim, m: devicebuf.NewManager(o), alloc: memory.NewCheckedAllocator(memory.NewGoAllocator())}
 	t.Cleanup(func() {
+		e.sim.Resume() // a held stream would keep Close waiting for its copies
 		if err := e.m.Close(); err != nil {
 			t.Errorf("Manager.Close: %v", err)
 		}
-		e.sim.Resume()
 		e.assertNoLeaks()
 		e.alloc.AssertSize(t, 0)
 	})

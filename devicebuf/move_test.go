@@ -638,3 +638,42 @@ func TestBatchOutlivesMoverAndManager(t *testing.T) {
 	b.Release()
 	e.assertNoLeaks()
 }
+
+func TestCloseStopsAWaitingMove(t *testing.T) {
+	e := newEnv(t, devicebuf.SimOptions{}, devicebuf.Options{PinnedPoolBytes: 2 << 20, SlabBytes: 1 << 20})
+	d := async.Device{Type: async.DeviceCUDA, ID: 0}
+	mv, err := e.m.Mover(t.Context(), d, devicebuf.MoverOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sim.Hold()
+	var held []*async.DeviceBatch
+	for range 2 {
+		b, err := mv.Move(t.Context(), intRecord(e.alloc, 1000, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, b)
+	}
+	moved := make(chan error, 1)
+	go func() {
+		_, err := mv.Move(t.Context(), intRecord(e.alloc, 1000, 0)) // waits for a slab
+		moved <- err
+	}()
+	closed := make(chan error, 1)
+	go func() { closed <- mv.(interface{ Close() error }).Close() }()
+	// The waiting Move gives up at once, while the copies are still held.
+	if err := <-moved; !errors.Is(err, devicebuf.ErrClosed) {
+		t.Fatalf("Move waiting for a slab during Close: %v, want ErrClosed", err)
+	}
+	e.sim.Resume() // Close waits for the copies in flight
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range held {
+		if err := b.Wait(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		b.Release()
+	}
+}

@@ -29,7 +29,8 @@ type deviceMover struct {
 	done    chan struct{} // completer exited
 	closing chan struct{}
 
-	moveMu sync.Mutex // held by Move and by Close
+	moveMu sync.Mutex     // serialises Moves
+	active sync.WaitGroup // Moves in progress; Add under mu while open
 
 	mu         sync.Mutex
 	closed     bool
@@ -112,14 +113,19 @@ func (m *deviceMover) complete() {
 // rec is released before Move returns, on every path.
 func (m *deviceMover) Move(ctx context.Context, rec arrow.RecordBatch) (*async.DeviceBatch, error) {
 	defer rec.Release()
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("devicebuf: move to %s: %w", m.dev, ErrClosed)
+	}
+	m.active.Add(1)
+	m.mu.Unlock()
+	defer m.active.Done()
 	m.moveMu.Lock()
 	defer m.moveMu.Unlock()
 	m.mu.Lock()
-	closed, aerr := m.closed, m.asyncErr
+	aerr := m.asyncErr
 	m.mu.Unlock()
-	if closed {
-		return nil, fmt.Errorf("devicebuf: move to %s: %w", m.dev, ErrClosed)
-	}
 	if err := m.g.gpu.Err(); err != nil {
 		return nil, &unavailableError{dev: m.dev, cause: err}
 	}
@@ -371,11 +377,10 @@ func (m *deviceMover) close(unregister bool) error {
 	if unregister {
 		m.g.m.forget(m)
 	}
-	m.moveMu.Lock()
+	m.active.Wait() // a Move waiting for a slab gives up on m.closing
 	close(m.pending)
 	<-m.done
 	err := m.stream.Close()
-	m.moveMu.Unlock()
 	if errors.Is(err, ErrPoisoned) {
 		err = nil // a poisoned device cannot finish anything; nothing more to report
 	}
