@@ -12,8 +12,14 @@ export VOLLEY_CACHE := $(CACHE)
 
 all: build
 
-build:
-	$(GO) build -o bin/volley ./cmd/volley
+# build: the volley binary, with the embedded DuckDB driver's path baked in.
+build: duckdb
+	$(GO) build -ldflags "-X main.duckdbDriverPath=$(CACHE)/duckdb/libduckdb_adbc.so" -o bin/volley ./cmd/volley
+
+# demo: the embedded default: TPC-H lineitem (SF1) generated in DuckDB and
+# streamed through Volley to the device the placement policy picks.
+demo: build
+	./bin/volley demo
 
 vet:
 	$(GO) vet ./...
