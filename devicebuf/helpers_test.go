@@ -3,6 +3,7 @@ package devicebuf_test
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -227,3 +228,43 @@ func wideInt64Record(mem memory.Allocator, cols, n int) arrow.RecordBatch {
 	}
 	return rec
 }
+
+// moreTypesRecord has the less common layouts: map, large list, list view,
+// unions (no validity buffer in the C interface), run-end encoded (no
+// buffers at all) and a string view with several data buffers.
+func moreTypesRecord(t *testing.T, mem memory.Allocator) arrow.RecordBatch {
+	t.Helper()
+	const n = 4
+	cols := []struct {
+		name string
+		dt   arrow.DataType
+		json string
+	}{
+		{"map", arrow.MapOf(arrow.BinaryTypes.String, arrow.PrimitiveTypes.Int32), `[[{"key":"a","value":1}], null, [], [{"key":"b","value":2},{"key":"c","value":null}]]`},
+		{"llist", arrow.LargeListOf(arrow.PrimitiveTypes.Int16), `[[1,2], null, [], [3]]`},
+		{"lview", arrow.ListViewOf(arrow.PrimitiveTypes.Int8), `[[1], [2,3], null, []]`},
+		{"sparse", arrow.SparseUnionOf([]arrow.Field{{Name: "i", Type: arrow.PrimitiveTypes.Int32, Nullable: true}, {Name: "s", Type: arrow.BinaryTypes.String, Nullable: true}}, []arrow.UnionTypeCode{0, 1}),
+			`[[0, 5], [1, "x"], [0, null], [1, "yz"]]`},
+		{"dense", arrow.DenseUnionOf([]arrow.Field{{Name: "i", Type: arrow.PrimitiveTypes.Int32, Nullable: true}, {Name: "s", Type: arrow.BinaryTypes.String, Nullable: true}}, []arrow.UnionTypeCode{0, 1}),
+			`[[0, 5], [1, "x"], [0, 7], [1, null]]`},
+		{"ree", arrow.RunEndEncodedOf(arrow.PrimitiveTypes.Int32, arrow.BinaryTypes.String), `["a", "a", "b", null]`},
+		{"bview", arrow.BinaryTypes.StringView, `["short", "a string longer than twelve bytes", null, "another string longer than twelve bytes"]`},
+	}
+	var fields []arrow.Field
+	var arrs []arrow.Array
+	for _, c := range cols {
+		a, _, err := array.FromJSON(mem, c.dt, strings.NewReader(c.json))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		fields = append(fields, arrow.Field{Name: c.name, Type: c.dt, Nullable: true})
+		arrs = append(arrs, a)
+	}
+	rec := array.NewRecordBatch(arrow.NewSchema(fields, nil), arrs, n)
+	for _, a := range arrs {
+		a.Release()
+	}
+	return rec
+}
+
+var cuda0 = async.Device{Type: async.DeviceCUDA, ID: 0}
