@@ -225,3 +225,49 @@ func TestDriverLoadErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestDuckDBStatements runs DDL and DML through Query: their (empty or
+// count) results stream like any other.
+func TestDuckDBStatements(t *testing.T) {
+	conn := connect(t, duck(t))
+	mustQuery(t, conn, "CREATE TABLE t (id INTEGER, s VARCHAR)")
+	mustQuery(t, conn, "INSERT INTO t VALUES (?, ?), (?, ?)", int32(1), "a", int32(2), "b;c")
+	mustQuery(t, conn, "UPDATE t SET s = s || '!' WHERE id = ?", int64(2))
+	res := mustQuery(t, conn, "SELECT id, s FROM t ORDER BY id")
+	if res.rows != 2 || res.batches[0].Column(1).ValueStr(1) != "b;c!" {
+		t.Fatalf("rows %d, %v", res.rows, res.batches)
+	}
+}
+
+// TestDuckDBCancelServer cancels a running query from another goroutine
+// through driver.ServerCanceler.
+func TestDuckDBCancelServer(t *testing.T) {
+	conn := connect(t, duck(t))
+	src, err := conn.Query(context.Background(), &driver.Request{SQL: longQuery, BatchBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := async.NewReader(async.ReaderOptions{Window: 1})
+	done := make(chan error, 1)
+	go func() { done <- async.Produce(context.Background(), r, src, async.ProduceOptions{}) }()
+	if _, err := r.Schema(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sc, ok := driver.As[driver.ServerCanceler](conn)
+	if !ok {
+		t.Fatal("no ServerCanceler")
+	}
+	if err := sc.CancelServer(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Produce = %v, want context.Canceled", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the query was not cancelled")
+	}
+	r.Close()
+	mustQuery(t, conn, "SELECT 1")
+}

@@ -69,8 +69,11 @@ func (c *Conn) newMerge(ctx context.Context, req *driver.Request) (async.Source,
 	if err != nil {
 		return nil, err
 	}
-	mctx, cancel := context.WithCancelCause(context.Background())
-	return &merge{conn: c, cfg: &c.c.cfg, req: req, st: st, plan: c.newSource(st, req),
+	plan := c.newSource(st, req)
+	// The workers' context ends with the plan's, so CancelServer (which
+	// interrupts the plan) stops them too.
+	mctx, cancel := context.WithCancelCause(plan.execCtx)
+	return &merge{conn: c, cfg: &c.c.cfg, req: req, st: st, plan: plan,
 		ctx: mctx, cancel: cancel}, nil
 }
 
@@ -347,6 +350,8 @@ func (m *merge) Next(ctx context.Context) (async.Batch, error) {
 			}
 		case <-ctx.Done():
 			return async.Batch{}, fmt.Errorf("adbc: next: %w", context.Cause(ctx))
+		case <-m.ctx.Done():
+			return async.Batch{}, fmt.Errorf("adbc: next: %w", context.Cause(m.ctx))
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -93,12 +94,22 @@ func (s *source) watch(ctx context.Context) (stop func() bool) {
 	return context.AfterFunc(ctx, func() { s.interrupt(context.Cause(ctx)) })
 }
 
+// ended returns whichever of ctx and the statement's own context has
+// ended (the latter after interrupt, e.g. CancelServer), preferring ctx;
+// ctx itself when neither has.
+func (s *source) ended(ctx context.Context) context.Context {
+	if ctx.Err() == nil && s.execCtx.Err() != nil {
+		return s.execCtx
+	}
+	return ctx
+}
+
 // Schema describes the result before any row is read: ExecuteSchema where
 // the statement supports it, else the reader's schema once ExecuteQuery
 // has returned.
 func (s *source) Schema(ctx context.Context) (*arrow.Schema, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("adbc: schema: %w", context.Cause(ctx))
+	if c := s.ended(ctx); c.Err() != nil {
+		return nil, fmt.Errorf("adbc: schema: %w", context.Cause(c))
 	}
 	if s.schema != nil {
 		return s.schema, nil
@@ -106,7 +117,7 @@ func (s *source) Schema(ctx context.Context) (*arrow.Schema, error) {
 	if sc, err := s.executeSchema(ctx); err == nil && sc != nil {
 		s.schema = sc
 		return sc, nil
-	} else if cerr := ctxError(ctx, "schema", err, s.cfg); cerr != nil {
+	} else if cerr := ctxError(s.ended(ctx), "schema", err, s.cfg); cerr != nil {
 		return nil, cerr
 	}
 	// ExecuteSchema is missing or failed (some statements cannot be
@@ -146,7 +157,7 @@ func (s *source) execute(ctx context.Context) error {
 		rdr, _, err = s.st.ExecuteQuery(s.execCtx)
 		return err
 	})
-	if cerr := ctxError(ctx, "execute", err, s.cfg); cerr != nil {
+	if cerr := ctxError(s.ended(ctx), "execute", err, s.cfg); cerr != nil {
 		if rdr != nil {
 			s.conn.protect("RecordReader.Release", func() error { rdr.Release(); return nil })
 		}
@@ -186,8 +197,8 @@ func sameSchema(a, b *arrow.Schema) bool {
 // Next returns the next batch: a slice of the batch being handed out, or
 // the reader's next batch, pulled only now.
 func (s *source) Next(ctx context.Context) (async.Batch, error) {
-	if err := ctx.Err(); err != nil {
-		return async.Batch{}, fmt.Errorf("adbc: next: %w", context.Cause(ctx))
+	if c := s.ended(ctx); c.Err() != nil {
+		return async.Batch{}, fmt.Errorf("adbc: next: %w", context.Cause(c))
 	}
 	if s.rdr == nil && !s.eof {
 		if err := s.execute(ctx); err != nil {
@@ -206,6 +217,12 @@ func (s *source) Next(ctx context.Context) (async.Batch, error) {
 		err error
 	)
 	stop := s.watch(ctx)
+	if c := s.ended(ctx); c.Err() != nil {
+		// interrupted between the check above and the watch: the driver's
+		// cancel may have come before the read, so do not start it
+		stop()
+		return async.Batch{}, fmt.Errorf("adbc: next: %w", context.Cause(c))
+	}
 	perr := s.conn.protect("RecordReader.Next", func() error {
 		ok = s.rdr.Next()
 		if ok {
@@ -220,7 +237,7 @@ func (s *source) Next(ctx context.Context) (async.Batch, error) {
 	if perr != nil {
 		err = perr
 	}
-	if cerr := ctxError(ctx, "next", err, s.cfg); cerr != nil {
+	if cerr := ctxError(s.ended(ctx), "next", err, s.cfg); cerr != nil {
 		if rec != nil {
 			rec.Release()
 		}
@@ -378,7 +395,8 @@ func dataBytes(d arrow.ArrayData) int64 {
 func readError(err error, cfg *Config) error {
 	var sys syscall.Errno
 	if _, ok := adbcError(err); !ok && errors.As(err, &sys) {
-		return &async.Error{Code: async.EIO, Message: scrub("adbc: read: "+err.Error(), cfg.secrets()), Err: err}
+		msg := strings.TrimPrefix(err.Error(), sys.Error()+": ")
+		return &async.Error{Code: async.EIO, Message: scrub("adbc: read: "+msg, cfg.secrets()), Err: err}
 	}
 	return MapError("read", err, cfg)
 }
