@@ -463,6 +463,21 @@ func (c *CUDA) CopyToHost(ordinal int, dst []byte, src uintptr) error {
 	return err
 }
 
+// WaitSyncEvent waits as a C consumer does on a batch's SyncEvent: it
+// reads the CUevent the pointer points to and calls cuEventSynchronize on
+// it. For checks and tests.
+func (c *CUDA) WaitSyncEvent(ordinal int, syncEvent unsafe.Pointer) error {
+	d, err := c.dev(ordinal)
+	if err != nil {
+		return err
+	}
+	if syncEvent == nil {
+		return nil
+	}
+	ev := *(*uintptr)(syncEvent)
+	return d.do("cuEventSynchronize", func() int32 { return c.api.cuEventSynchronize(ev) })
+}
+
 // MemoryType asks the driver what kind of memory addr is
 // (CU_POINTER_ATTRIBUTE_MEMORY_TYPE): [CUDAMemoryDevice] for device memory.
 func (c *CUDA) MemoryType(ordinal int, addr uintptr) (int, error) {

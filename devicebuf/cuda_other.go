@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"unsafe"
 )
 
 // CUDA is the CUDA driver API backend; on this platform it reports itself
@@ -48,3 +49,6 @@ func (c *CUDA) MemoryType(ordinal int, addr uintptr) (int, error) { return 0, er
 func (c *CUDA) RawCopyBandwidth(ordinal int, size int64, iters int) (float64, error) {
 	return 0, errNoCUDA
 }
+
+// WaitSyncEvent fails: no CUDA backend on this platform.
+func (c *CUDA) WaitSyncEvent(ordinal int, syncEvent unsafe.Pointer) error { return errNoCUDA }

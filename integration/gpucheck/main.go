@@ -137,7 +137,8 @@ func run(ctx context.Context, c config) int {
 func gib(n int64) float64 { return float64(n) / (1 << 30) }
 
 // stream runs one Volley stream of recs onto dev and hands every batch to
-// each, which must not release it.
+// each, which must wait for it (goWait, or on its sync event) and must not
+// release it.
 func stream(ctx context.Context, m *devicebuf.Manager, dev async.Device, recs []arrow.RecordBatch, window int,
 	each func(i int, b *async.DeviceBatch) error) (time.Duration, error) {
 	var mover async.Mover
@@ -161,11 +162,6 @@ func stream(ctx context.Context, m *devicebuf.Manager, dev async.Device, recs []
 	for b, err := range r.All(ctx) {
 		if err != nil {
 			ferr = err
-			break
-		}
-		if err := b.Wait(ctx); err != nil {
-			b.Release()
-			ferr = fmt.Errorf("batch %d: Wait: %w", i, err)
 			break
 		}
 		if err := each(i, b); err != nil {
@@ -192,3 +188,11 @@ func stream(ctx context.Context, m *devicebuf.Manager, dev async.Device, recs []
 }
 
 var errMismatch = errors.New("device data differs from the CPU batch")
+
+// goWait waits for a batch the Go way.
+func goWait(ctx context.Context, b *async.DeviceBatch) error {
+	if err := b.Wait(ctx); err != nil {
+		return fmt.Errorf("Wait: %w", err)
+	}
+	return nil
+}

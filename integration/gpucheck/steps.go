@@ -25,6 +25,14 @@ func verifyStream(ctx context.Context, m *devicebuf.Manager, cuda *devicebuf.CUD
 		if b.Device != cuda0 || b.Array == nil || b.Record != nil || b.SyncEvent == nil {
 			return fmt.Errorf("batch on %s, array %v, record %v, sync event %v", b.Device, b.Array != nil, b.Record != nil, b.SyncEvent)
 		}
+		// Wait as a C consumer does: cuEventSynchronize on the CUevent
+		// behind sync_event; Go's Wait must then report the data ready.
+		if err := cuda.WaitSyncEvent(0, b.SyncEvent); err != nil {
+			return fmt.Errorf("cuEventSynchronize on the sync event: %w", err)
+		}
+		if err := goWait(ctx, b); err != nil {
+			return err
+		}
 		rec := recs[i]
 		if b.NumRows != rec.NumRows() || len(b.Array.Children) != int(rec.NumCols()) {
 			return fmt.Errorf("%d rows / %d columns, want %d / %d", b.NumRows, len(b.Array.Children), rec.NumRows(), rec.NumCols())
@@ -66,7 +74,7 @@ func verifyStream(ctx context.Context, m *devicebuf.Manager, cuda *devicebuf.CUD
 	if err != nil {
 		return err
 	}
-	fmt.Printf("stream: %d batches, %.2f GiB compared, device memory confirmed by cuPointerGetAttribute, %v (with copy-back)\n",
+	fmt.Printf("stream: %d batches, each waited on through cuEventSynchronize(*sync_event), %.2f GiB compared, device memory confirmed by cuPointerGetAttribute, %v (with copy-back)\n",
 		len(recs), gib(compared), elapsed.Round(time.Millisecond))
 	return nil
 }
@@ -88,7 +96,7 @@ func bandwidth(ctx context.Context, m *devicebuf.Manager, cuda *devicebuf.CUDA, 
 	best := func(dev async.Device) (float64, error) {
 		var bw float64
 		for range c.reps {
-			d, err := stream(ctx, m, dev, recs, c.window, func(int, *async.DeviceBatch) error { return nil })
+			d, err := stream(ctx, m, dev, recs, c.window, func(_ int, b *async.DeviceBatch) error { return goWait(ctx, b) })
 			if err != nil {
 				return 0, fmt.Errorf("%s stream: %w", dev, err)
 			}
@@ -150,6 +158,9 @@ func fallback(ctx context.Context, c config) bool {
 		}
 	}()
 	_, err := stream(ctx, m, dev, recs, 4, func(i int, b *async.DeviceBatch) error {
+		if err := goWait(ctx, b); err != nil {
+			return err
+		}
 		if b.Device != async.CPU || b.Record == nil {
 			return fmt.Errorf("batch on %s", b.Device)
 		}
