@@ -70,6 +70,9 @@ func (c *Config) Validate() error {
 		if k == "" {
 			return fmt.Errorf("%w: adbc: empty option key", async.ErrInvalid)
 		}
+		if c.Driver == nil && (k == KeyDriver || k == KeyEntryPoint) {
+			return fmt.Errorf("%w: adbc: option %q: set Config.Library and Config.EntryPoint instead", async.ErrInvalid, k)
+		}
 	}
 	return nil
 }

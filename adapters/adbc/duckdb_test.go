@@ -271,3 +271,23 @@ func TestDuckDBCancelServer(t *testing.T) {
 	r.Close()
 	mustQuery(t, conn, "SELECT 1")
 }
+
+// TestDuckDBPartitionsFallBack: with Config.Partitions set, a driver
+// without partitioned execution (the driver manager reports
+// NotImplemented) runs the query as one stream.
+func TestDuckDBPartitionsFallBack(t *testing.T) {
+	cfg := duck(t).Config()
+	cfg.Partitions = 3
+	c, err := cfg.Connector()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	conn := connect(t, c)
+	if res := mustQuery(t, conn, "SELECT * FROM range(12345)"); res.rows != 12345 {
+		t.Fatalf("%d rows", res.rows)
+	}
+	if _, err := (adbc.Config{Library: "x", Options: map[string]string{"driver": "y"}}).Connector(); !errors.Is(err, async.ErrInvalid) {
+		t.Errorf("Options[driver] accepted: %v", err)
+	}
+}
