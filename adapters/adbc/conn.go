@@ -227,6 +227,9 @@ type Conn struct {
 }
 
 var (
+	_ driver.Driver         = Driver{}
+	_ driver.DriverContext  = Driver{}
+	_ driver.Connector      = (*Connector)(nil)
 	_ driver.Conn           = (*Conn)(nil)
 	_ driver.Validator      = (*Conn)(nil)
 	_ driver.ServerCanceler = (*Conn)(nil)

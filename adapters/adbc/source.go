@@ -322,7 +322,7 @@ func sliceRows(rec arrow.RecordBatch, req *driver.Request) int64 {
 	}
 	limit := req.BatchRows
 	if req.BatchBytes > 0 {
-		if b := recordBytes(rec); b > req.BatchBytes {
+		if b := async.RecordBytes(rec); b > req.BatchBytes {
 			n := max(1, rec.NumRows()*req.BatchBytes/b)
 			if limit == 0 || n < limit {
 				limit = n
@@ -356,36 +356,6 @@ func (s *source) Close() error {
 		s.st = nil
 	}
 	return errors.Join(errs...)
-}
-
-// recordBytes is the total length of rec's buffers, children and
-// dictionaries included (as async's byte accounting counts them).
-func recordBytes(rec arrow.RecordBatch) int64 {
-	var n int64
-	for _, col := range rec.Columns() {
-		n += dataBytes(col.Data())
-	}
-	return n
-}
-
-func dataBytes(d arrow.ArrayData) int64 {
-	if d == nil {
-		return 0
-	}
-	var n int64
-	for _, b := range d.Buffers() {
-		if b != nil {
-			n += int64(b.Len())
-		}
-	}
-	for _, c := range d.Children() {
-		n += dataBytes(c)
-	}
-	if d.DataType().ID() == arrow.DICTIONARY {
-		// Dictionary returns a typed nil for other types.
-		n += dataBytes(d.Dictionary())
-	}
-	return n
 }
 
 // readError maps a reader's failure. The C stream interface reports an
