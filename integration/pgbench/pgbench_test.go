@@ -1,0 +1,64 @@
+package pgbench_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/volleyhq/volley/integration/pgbench"
+	"github.com/volleyhq/volley/integration/pgtest"
+)
+
+func TestMain(m *testing.M) {
+	pgbench.RunChildIfRequested()
+	pgtest.Main(m)
+}
+
+func TestRun(t *testing.T) {
+	srv := pgtest.Shared(t)
+	var log bytes.Buffer
+	const rows = 20000
+	rep, err := pgbench.Run(context.Background(), pgbench.Config{
+		DSN: srv.DSN(), UnixDSN: srv.UnixDSN(), Rows: rows, Table: "lineitem_test", Log: &log,
+		BatchBytes: 1 << 20,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2 queries × (server floor + 4 client modes × 2 transports)
+	if len(rep.Results) != 2*(1+4*2) {
+		t.Fatalf("%d results:\n%s", len(rep.Results), log.String())
+	}
+	for _, r := range rep.Results {
+		if r.Err != "" {
+			t.Errorf("%s %s %s: %s", r.Query, r.Transport, r.Mode, r.Err)
+		}
+		if r.Wall <= 0 {
+			t.Errorf("%s %s %s: no wall time", r.Query, r.Transport, r.Mode)
+		}
+		switch r.Mode {
+		case pgbench.Volley, pgbench.PgxScan:
+			if r.Rows != rows {
+				t.Errorf("%s %s %s: %d rows, want %d", r.Query, r.Transport, r.Mode, r.Rows, rows)
+			}
+			if r.CPU() <= 0 || r.PeakRSS <= 0 {
+				t.Errorf("%s %s %s: no CPU/RSS measured", r.Query, r.Transport, r.Mode)
+			}
+		case pgbench.PgxRaw:
+			if r.Bytes < rows*16 {
+				t.Errorf("%s: %d COPY bytes for %d rows", r.Query, r.Bytes, rows)
+			}
+		}
+	}
+	var out bytes.Buffer
+	if err := rep.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"volley/psql wall", "volley/raw cpu", "volley/scan cpu", "select-*", "project-4", "unix", "server-floor"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	t.Logf("\n%s", out.String())
+}
