@@ -244,6 +244,15 @@ type Mover interface {
 	Move(ctx context.Context, rec arrow.RecordBatch) (*DeviceBatch, error)
 }
 
+// Flusher is an optional interface of a [Mover] whose copies complete
+// asynchronously. Flush waits until every copy enqueued so far has completed
+// and returns the first failure among them. [Produce] calls it before it
+// sends end of stream, so that a copy that failed after its Move returned
+// ends the stream with OnError instead of a clean end.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
 // DeviceAcceptor is an optional interface of a [Handler]: the device types
 // the consumer can take, best first. A handler without it takes CPU only.
 type DeviceAcceptor interface {

@@ -46,7 +46,8 @@ import (
 //	             ctx done                     -> failed (ECANCELED/ETIMEDOUT)
 //	             demand == 0                  -> sleep until woken or ctx done
 //	             demand > 0                   -> Next(ctx'):
-//	                 io.EOF   -> Close; Close error -> failed; else
+//	                 io.EOF   -> Mover.Flush (a Flusher's pending copies);
+//	                             a copy failure -> failed; Close; Close error -> failed; else
 //	                             OnNextTask(nil) (A1: no demand needed) -> released
 //	                 error    -> cancelled? released : failed
 //	                 batch    -> move (opts.Mover) or pass through; demand--;
@@ -206,6 +207,12 @@ func (r *run) produce() (ret error) {
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) && !r.p.cancelled.Load() && r.ctx.Err() == nil {
+				if ferr := r.flush(); ferr != nil {
+					if r.p.cancelled.Load() {
+						return r.released(errConsumerCanceled)
+					}
+					return r.failed(AsError(ferr))
+				}
 				if cerr := r.close(); cerr != nil {
 					return r.failed(AsError(fmt.Errorf("async: closing the source: %w", cerr)))
 				}
@@ -294,6 +301,24 @@ func (r *run) taskFor(b Batch) (_ *task, err error) {
 	t := &task{rows: db.NumRows, bytes: bytes, p: r.p}
 	t.batch.Store(db)
 	return t, nil
+}
+
+// flush waits for a Flusher mover's copies before end of stream, so that an
+// asynchronous copy failure is reported (T5) rather than lost.
+func (r *run) flush() (err error) {
+	f, ok := r.opts.Mover.(Flusher)
+	if !ok {
+		return nil
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			err = panicError("Mover.Flush", v)
+		}
+	}()
+	if err = f.Flush(r.sctx); err != nil {
+		err = fmt.Errorf("async: completing the copies to %s: %w", r.opts.Mover.Device(), err)
+	}
+	return err
 }
 
 // schemaSafe calls Source.Schema, converting a panic.

@@ -40,6 +40,7 @@ type deviceMover struct {
 	freeBytes  int64
 	freeEvents []*moverEvent
 	asyncErr   error
+	last       *devBatch // the most recently moved batch, for Flush
 }
 
 // devBlock is one device allocation holding a whole batch.
@@ -156,6 +157,9 @@ func (m *deviceMover) Move(ctx context.Context, rec arrow.RecordBatch) (*async.D
 	if err := m.enqueue(ctx, p, b); err != nil {
 		return nil, err
 	}
+	m.mu.Lock()
+	m.last = b
+	m.mu.Unlock()
 	batch := async.NewDeviceBatch(async.DeviceBatchParts{Device: m.dev, Schema: rec.Schema(), NumRows: rec.NumRows(),
 		Array: p.deviceArray(block.addr), SyncEvent: ev.slot, Wait: b.wait, Release: b.release})
 	return batch, nil
@@ -356,6 +360,25 @@ func (m *deviceMover) unref() error {
 		m.destroyEvent(ev)
 	}
 	return m.g.unref()
+}
+
+// Flush waits until every copy enqueued so far has completed and returns
+// the first copy failure the mover met (async.Flusher). Completions are
+// reached in order, so waiting for the last batch's completes them all.
+func (m *deviceMover) Flush(ctx context.Context) error {
+	m.mu.Lock()
+	last := m.last
+	m.mu.Unlock()
+	if last != nil {
+		select {
+		case <-last.done:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.asyncErr
 }
 
 // Close stops the mover: it waits for a Move in progress to return and for

@@ -178,3 +178,47 @@ func TestCancelMidCopy(t *testing.T) {
 		t.Fatalf("rule violations: %v", v)
 	}
 }
+
+// TestSimulatedCopyFailureEndsWithOneError fails the third host-to-device
+// copy: whether the failure is noticed by a later Move or only at the end
+// (Flush), the stream ends with exactly one OnError naming the copy failure,
+// then Release, and nothing leaks.
+func TestSimulatedCopyFailureEndsWithOneError(t *testing.T) {
+	mgr, _ := newSimGPU(t, devicebuf.SimOptions{FailCopyAt: 3})
+	db, _ := newFakeDB(t, "fake://?rows=100&batch=10", Config{Devices: mgr})
+	h := &asynctest.Handler{Accept: []async.DeviceType{async.DeviceCUDA}, InitialRequest: 100, Keep: true}
+	q, err := db.Query(t.Context(), h, "q", nil, OnDevice("cuda:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = q.Wait()
+	if !errors.Is(err, devicebuf.ErrCopyFailed) {
+		t.Fatalf("Wait = %v; want ErrCopyFailed", err)
+	}
+	waitErrs := 0
+	for _, task := range h.Tasks() {
+		b, err := task.Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Wait(t.Context()) != nil {
+			waitErrs++
+		}
+		b.Release()
+	}
+	if waitErrs != 1 {
+		t.Fatalf("%d batches failed their wait; want exactly the third", waitErrs)
+	}
+	var kinds []asynctest.EventKind
+	for _, e := range h.Events() {
+		if e.Kind == asynctest.EvError || e.Kind == asynctest.EvRelease || e.Kind == asynctest.EvEnd {
+			kinds = append(kinds, e.Kind)
+		}
+	}
+	if len(kinds) != 2 || kinds[0] != asynctest.EvError || kinds[1] != asynctest.EvRelease {
+		t.Fatalf("stream ended with %v; want one OnError, then Release", h.Events())
+	}
+	if v := h.Violations(); len(v) > 0 {
+		t.Fatalf("rule violations: %v", v)
+	}
+}
