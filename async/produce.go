@@ -164,9 +164,15 @@ type run struct {
 	closeErr  error
 }
 
+// MetaPanicStack is the error metadata key under which a panic's goroutine
+// stack travels; the message itself stays one line.
+const MetaPanicStack = "go.panic.stack"
+
 // panicError converts a recovered panic value.
 func panicError(where string, v any) *Error {
-	return Errorf(EIO, "panic in %s: %v\n%s", where, v, debug.Stack())
+	e := Errorf(EIO, "panic in %s: %v", where, v)
+	e.Metadata = arrow.NewMetadata([]string{MetaPanicStack}, []string{string(debug.Stack())})
+	return e
 }
 
 // produce runs the state machine documented on Produce.
