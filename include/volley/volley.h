@@ -68,6 +68,12 @@ void volley_free(void* p);
  * the library. */
 const char* volley_last_error(void);
 
+/* The number of C allocations the library made for structures it handed to
+ * C (handlers, producers, exported arrays, metadata, handles) that are not
+ * freed yet: 0 once every stream has been released and every task and array
+ * extracted and released. For leak checks in tests. */
+int64_t volley_debug_live_allocations(void);
+
 /* Test/demo producer: streams `batches` batches (negative: endless, until
  * cancelled) of `rows` rows each, columns id int64 (0, 1, 2, ... over the
  * stream) and name utf8 ("r<id>"), from an in-process generator into

@@ -281,17 +281,18 @@ func (h *rowCounter) OnNextTask(t async.Task, _ arrow.Metadata) error {
 
 // TestCConsumerPostgres: a C consumer of a Volley PostgreSQL query
 // (volley_open, volley_query, volley_query_wait) reads the same rows at
-// >= 0.95x the steady-state throughput of the Go-native consumer (fastest of
-// 4 runs on one DB handle each, the two sides interleaved three times;
-// batches of 10,000 rows), and a
+// >= 0.95x the throughput of the Go-native consumer (batches of 10,000
+// rows). The machine is shared, so each side's figure is its fastest run:
+// five rounds, each of three runs on one DB handle per side, the sides
+// interleaved round by round, and a
 // failing query reaches C as on_error + release.
 func TestCConsumerPostgres(t *testing.T) {
 	srv := pgtest.New(t)
 	dsn := srv.DSN()
 	var cBest, goBest time.Duration
 	var cRows, goRows int64
-	for range 3 {
-		out := runProgram(t, "pgconsumer", dsn, pgSQL, "4")
+	for range 5 {
+		out := runProgram(t, "pgconsumer", dsn, pgSQL, "3")
 		m := pgOut.FindStringSubmatch(out)
 		if m == nil {
 			t.Fatalf("no rows= in output:\n%s", out)
@@ -303,7 +304,7 @@ func TestCConsumerPostgres(t *testing.T) {
 			cBest = d
 		}
 		var d time.Duration
-		goRows, d = goNativePG(t, dsn, 4)
+		goRows, d = goNativePG(t, dsn, 3)
 		if goBest == 0 || d < goBest {
 			goBest = d
 		}

@@ -29,3 +29,4 @@ int volley_collector_wait(volley_collector* c, volley_collect_result* out) {
   return vgo_collector_wait(c, out);
 }
 void volley_collector_free(volley_collector* c) { vgo_collector_free(c); }
+int64_t volley_debug_live_allocations(void) { return vgo_debug_live_allocations(); }

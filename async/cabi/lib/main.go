@@ -108,3 +108,6 @@ func vgo_collector_wait(c *C.volley_collector, out *C.volley_collect_result) C.i
 
 //export vgo_collector_free
 func vgo_collector_free(c *C.volley_collector) { cabi.LibCollectorFree(unsafe.Pointer(c)) }
+
+//export vgo_debug_live_allocations
+func vgo_debug_live_allocations() C.int64_t { return C.int64_t(cabi.LiveCAllocations()) }

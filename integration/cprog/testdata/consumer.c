@@ -264,6 +264,8 @@ int main(int argc, char** argv) {
   t_free(h);
   t_free(s);
   CHECK(atomic_load(&t_live) == 0, "%ld C allocations left", atomic_load(&t_live));
+  CHECK(volley_debug_live_allocations() == 0, "%lld C allocations of libvolley left",
+        (long long)volley_debug_live_allocations());
   printf("ok\n");
   return 0;
 }

@@ -219,6 +219,8 @@ int main(int argc, char** argv) {
   t_free(md);
   t_free(p);
   CHECK(atomic_load(&t_live) == 0, "%ld C allocations left", atomic_load(&t_live));
+  CHECK(volley_debug_live_allocations() == 0, "%lld C allocations of libvolley left",
+        (long long)volley_debug_live_allocations());
   printf("ok\n");
   return 0;
 }
