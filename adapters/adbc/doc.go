@@ -69,4 +69,14 @@
 // Driver errors (adbc.Error, as a value or a pointer) become *async.Error
 // with an errno code from their status and the metadata keys
 // "adbc.status", "adbc.sqlstate" and "adbc.vendor_code" (see [MapError]).
+//
+// # Known issues of ADBC's Go Flight SQL driver v1.12
+//
+//   - Its ExecuteQuery reader reads a result's endpoints on parallel
+//     goroutines that share gRPC header/trailer variables: a data race with
+//     two or more endpoints. Set Config.Partitions to read multi-endpoint
+//     results through Volley's merge, which reads each endpoint on its own.
+//   - It panics, on a goroutine of its own that Volley cannot guard, on a
+//     FlightInfo with two or more endpoints and no schema.
+//   - It leaks its gRPC client when basic authentication fails in Open.
 package adbc

@@ -206,3 +206,18 @@ func TestFlightSQLErrors(t *testing.T) {
 		t.Log(err)
 	})
 }
+
+func TestFlightSQLStatementOptions(t *testing.T) {
+	_, c := flightPeer(t, flightsqltest.Options{Rows: 3000}, adbc.Config{
+		StatementOptions: map[string]string{fsql.OptionStatementQueueSize: "1"}})
+	conn := connect(t, c)
+	if res := mustQuery(t, conn, "SELECT id FROM numbers ORDER BY id"); res.rows != 3000 {
+		t.Fatalf("%d rows", res.rows)
+	}
+	_, bad := flightPeer(t, flightsqltest.Options{}, adbc.Config{
+		StatementOptions: map[string]string{fsql.OptionStatementQueueSize: "not-a-number"}})
+	_, err := connect(t, bad).Query(context.Background(), &driver.Request{SQL: "SELECT 1", BatchBytes: 1 << 20})
+	if err == nil || !strings.Contains(err.Error(), fsql.OptionStatementQueueSize) {
+		t.Fatalf("bad statement option: %v", err)
+	}
+}
