@@ -76,7 +76,10 @@
 //     goroutines that share gRPC header/trailer variables: a data race with
 //     two or more endpoints. Set Config.Partitions to read multi-endpoint
 //     results through Volley's merge, which reads each endpoint on its own.
-//   - It panics, on a goroutine of its own that Volley cannot guard, on a
-//     FlightInfo with two or more endpoints and no schema.
+//   - Its ExecuteQuery reader panics ("close of nil channel"), on a
+//     goroutine of its own that Volley cannot guard, on a FlightInfo with
+//     two or more endpoints and no schema. The partition merge
+//     (Config.Partitions) reads such results: it takes the schema from
+//     partition 0's reader.
 //   - It leaks its gRPC client when basic authentication fails in Open.
 package adbc

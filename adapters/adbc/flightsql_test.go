@@ -221,3 +221,25 @@ func TestFlightSQLStatementOptions(t *testing.T) {
 		t.Fatalf("bad statement option: %v", err)
 	}
 }
+
+// TestFlightSQLNoSchema: a multi-endpoint result whose FlightInfo has no
+// schema (which the v1.12 driver's own reader panics on, on a goroutine of
+// its own) is read through the partition merge, which takes the schema
+// from partition 0's reader.
+func TestFlightSQLNoSchema(t *testing.T) {
+	for _, unordered := range []bool{false, true} {
+		_, c := flightPeer(t, flightsqltest.Options{Endpoints: 3, Rows: 3000, OmitSchema: true},
+			adbc.Config{Partitions: 2, Unordered: unordered})
+		res := mustQuery(t, connect(t, c), "SELECT id, name FROM numbers ORDER BY id")
+		got := ids(t, res)
+		if unordered {
+			slices.Sort(got)
+		}
+		if !slices.Equal(got, seq(3000)) {
+			t.Fatalf("unordered=%v: %d rows", unordered, len(got))
+		}
+		if res.schema.NumFields() != 2 {
+			t.Errorf("schema %v", res.schema)
+		}
+	}
+}

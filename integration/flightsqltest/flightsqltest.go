@@ -56,6 +56,10 @@ type Options struct {
 	// FailAfterRows, when positive, makes every endpoint's stream fail
 	// with an Internal error once it has sent exactly that many rows.
 	FailAfterRows int64
+	// OmitSchema leaves the schema out of statement FlightInfos, as some
+	// servers do (ADBC's Flight SQL driver v1.12 cannot read such a result
+	// with two or more endpoints).
+	OmitSchema bool
 	// Alloc allocates the server's batches (default
 	// memory.DefaultAllocator). Beware that arrow-go v18.9's Flight SQL
 	// server leaks the batch whose write fails when a client goes away
@@ -252,6 +256,9 @@ func (s *server) GetFlightInfoStatement(ctx context.Context, cmd flightsql.State
 		TotalRecords:     n,
 		TotalBytes:       -1,
 		Ordered:          true,
+	}
+	if s.o.OmitSchema {
+		info.Schema = nil
 	}
 	for i := range parts {
 		h, _ := json.Marshal(handle{Q: q, Lo: min(n, i*per), Hi: min(n, (i+1)*per), Fail: fail})
