@@ -46,6 +46,15 @@ func LastError() unsafe.Pointer { return unsafe.Pointer(C.vl_last_error()) }
 // API hands to the caller, who frees them with volley_free).
 func CString(s string) unsafe.Pointer { return unsafe.Pointer(C.CString(s)) }
 
+// LastErrorString returns the calling thread's last error message as a Go
+// string (the goroutine must stay on one thread between the failing call
+// and this one for the answer to be meaningful: use it from C-called code
+// or with runtime.LockOSThread).
+func LastErrorString() string { return C.GoString(C.vl_last_error()) }
+
+// Free frees C memory the C API handed out (volley_free).
+func Free(p unsafe.Pointer) { C.free(p) }
+
 // Box returns C memory holding a cgo.Handle to v, for an opaque C handle;
 // nil when out of memory. [FreeBox] frees both.
 func Box(v any) unsafe.Pointer {

@@ -112,6 +112,7 @@ func TestCConsumer(t *testing.T) {
 		{"idle", "N2, no polling: idle producer < 1% of a core"},
 		{"late", "A4 T1 T2: extraction and extract_data(NULL) after release"},
 		{"refuse", "S4: release only after a refused schema"},
+		{"devices", "volley_devices_json, volley_free, volley_last_error"},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			out := runProgram(t, "consumer", tc.mode)

@@ -1,7 +1,7 @@
 // A C consumer of a Volley producer (volley_produce_demo), checking from C
 // the rules only visible there. Usage: consumer MODE; exit 0 and "ok" on
 // success. Modes: basic, reentrant, cancel8, request0, request-1, idle,
-// late, refuse, bench.
+// late, refuse, bench, devices.
 #include <pthread.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -181,6 +181,18 @@ static double now(void) {
 
 int main(int argc, char** argv) {
   CHECK(argc >= 2, "usage: consumer MODE");
+  if (strcmp(argv[1], "devices") == 0) {
+    char* j = volley_devices_json();
+    CHECK(j != NULL, "volley_devices_json: %s", volley_last_error());
+    CHECK(j[0] == '[' && strstr(j, "\"device\":\"cpu\"") != NULL, "devices JSON %s", j);
+    printf("%s\n", j);
+    volley_free(j);
+    volley_db* db = NULL;
+    CHECK(volley_open("no-such-driver", "", &db) != 0 && db == NULL, "volley_open of an unknown driver succeeded");
+    CHECK(strstr(volley_last_error(), "forgotten import?") != NULL, "last error %s", volley_last_error());
+    printf("ok\n");
+    return 0;
+  }
   struct state* s = t_malloc(sizeof *s);
   s->mode = argv[1];
   s->window = 4;
