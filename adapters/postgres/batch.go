@@ -21,20 +21,36 @@ type batcher struct {
 	bytes    int64
 	maxRows  int64
 	maxBytes int64
-	// lastRows is the previous batch's row count, used to reserve builder
-	// capacity once instead of growing by doubling.
+	// lastRows is the previous batch's row count and lastData its string
+	// columns' data sizes, used to reserve builder capacity once per batch
+	// instead of growing by doubling (and copying).
 	lastRows int
+	room     int // rows the fixed-width builders have capacity for
+	lastData []int
+	binary   []*array.BinaryBuilder // top-level string/binary builders, or nil
 }
 
 func newBatcher(mem memory.Allocator, schema *arrow.Schema, types []*pgType, typmods []int32, cfg *Config, maxRows, maxBytes int64) (*batcher, error) {
-	b := &batcher{rb: array.NewRecordBuilder(mem, schema), maxRows: maxRows, maxBytes: maxBytes}
+	b := &batcher{rb: array.NewRecordBuilder(mem, schema), maxRows: maxRows, maxBytes: maxBytes,
+		lastData: make([]int, schema.NumFields())}
 	for i, f := range schema.Fields() {
 		d, err := plan(types[i], typmods[i], b.rb.Field(i), cfg, 0)
 		if err != nil {
 			b.rb.Release()
 			return nil, err
 		}
+		if u, ok := d.(unsafeAppender); ok {
+			u.setUnsafe()
+		}
 		b.decs = append(b.decs, d)
+		var bb *array.BinaryBuilder
+		switch x := b.rb.Field(i).(type) {
+		case *array.StringBuilder:
+			bb = x.BinaryBuilder
+		case *array.BinaryBuilder:
+			bb = x
+		}
+		b.binary = append(b.binary, bb)
 		b.names = append(b.names, f.Name)
 		name := "unknown"
 		if types[i] != nil {
@@ -47,6 +63,9 @@ func newBatcher(mem memory.Allocator, schema *arrow.Schema, types []*pgType, typ
 
 // add decodes value v (nil for NULL) of column i of the current row.
 func (b *batcher) add(i int, v []byte) error {
+	if b.room == 0 {
+		b.reserve()
+	}
 	if err := b.decs[i].decode(v); err != nil {
 		return fmt.Errorf("postgres: column %q (%s) row %d of batch: %w", b.names[i], b.pgNames[i], b.rows, err)
 	}
@@ -54,13 +73,27 @@ func (b *batcher) add(i int, v []byte) error {
 	return nil
 }
 
+// reserve guarantees capacity for the next rows: the previous batch's row
+// count (and string data) at a batch's start, else as many rows again as
+// the batch has (doubling), at least 1024.
+func (b *batcher) reserve() {
+	n := max(int(b.rows), 1024)
+	if b.rows == 0 && b.lastRows > 0 {
+		n = b.lastRows + b.lastRows/16
+		for i, bb := range b.binary {
+			if bb != nil && b.lastData[i] > 0 {
+				bb.ReserveData(b.lastData[i] + b.lastData[i]/16)
+			}
+		}
+	}
+	b.rb.Reserve(n)
+	b.room = n
+}
+
 // endRow finishes a row and reports whether the batch is full.
 func (b *batcher) endRow() bool {
 	b.rows++
-	if b.rows == 1 && b.lastRows > 0 {
-		// Reserve once for the expected row count (fixed-width buffers).
-		b.rb.Reserve(b.lastRows)
-	}
+	b.room--
 	return b.bytes >= b.maxBytes || (b.maxRows > 0 && b.rows >= b.maxRows)
 }
 
@@ -69,9 +102,14 @@ func (b *batcher) flush() arrow.RecordBatch {
 	if b.rows == 0 {
 		return nil
 	}
+	for i, bb := range b.binary {
+		if bb != nil {
+			b.lastData[i] = bb.DataLen()
+		}
+	}
 	rec := b.rb.NewRecordBatch()
 	b.lastRows = int(b.rows)
-	b.rows, b.bytes = 0, 0
+	b.rows, b.bytes, b.room = 0, 0, 0
 	return rec
 }
 

@@ -21,6 +21,13 @@ type decoder interface {
 	decode(b []byte) error
 }
 
+// unsafeAppender is a decoder of a top-level fixed-width column whose
+// builder's capacity the batcher guarantees, so that it may append without
+// a capacity check (UnsafeAppend).
+type unsafeAppender interface {
+	setUnsafe()
+}
+
 var (
 	errMalformed = fmt.Errorf("%w: postgres: malformed binary value", async.ErrProtocol)
 	errSpecial   = async.NewError(async.EOVERFLOW, "postgres: value not representable in the column's Arrow type", arrow.Metadata{})
@@ -49,19 +56,19 @@ func plan(t *pgType, typmod int32, bld array.Builder, cfg *Config, depth int) (d
 	}
 	switch t.kind {
 	case kBool:
-		return &boolDec{bld.(*array.BooleanBuilder)}, nil
+		return &boolDec{b: bld.(*array.BooleanBuilder)}, nil
 	case kInt2:
-		return &int16Dec{bld.(*array.Int16Builder)}, nil
+		return &int16Dec{b: bld.(*array.Int16Builder)}, nil
 	case kInt4:
-		return &int32Dec{bld.(*array.Int32Builder)}, nil
+		return &int32Dec{b: bld.(*array.Int32Builder)}, nil
 	case kInt8:
-		return &int64Dec{bld.(*array.Int64Builder)}, nil
+		return &int64Dec{b: bld.(*array.Int64Builder)}, nil
 	case kOID:
-		return &uint32Dec{bld.(*array.Uint32Builder)}, nil
+		return &uint32Dec{b: bld.(*array.Uint32Builder)}, nil
 	case kFloat4:
-		return &float32Dec{bld.(*array.Float32Builder)}, nil
+		return &float32Dec{b: bld.(*array.Float32Builder)}, nil
 	case kFloat8:
-		return &float64Dec{bld.(*array.Float64Builder)}, nil
+		return &float64Dec{b: bld.(*array.Float64Builder)}, nil
 	case kNumeric:
 		switch b := bld.(type) {
 		case *array.Decimal128Builder:
@@ -76,7 +83,7 @@ func plan(t *pgType, typmod int32, bld array.Builder, cfg *Config, depth int) (d
 			return &numericStringDec{b: b}, nil
 		}
 	case kMoney:
-		return &moneyDec{bld.(*array.Decimal128Builder)}, nil
+		return &moneyDec{b: bld.(*array.Decimal128Builder)}, nil
 	case kText, kJSON:
 		return &textDec{bldString(bld)}, nil
 	case kJSONB:
@@ -92,7 +99,7 @@ func plan(t *pgType, typmod int32, bld array.Builder, cfg *Config, depth int) (d
 	case kDate:
 		return &dateDec{b: bld.(*array.Date32Builder), policy: cfg.Infinity}, nil
 	case kTime:
-		return &timeDec{bld.(*array.Time64Builder)}, nil
+		return &timeDec{b: bld.(*array.Time64Builder)}, nil
 	case kTimeTZ:
 		sb := bld.(*array.StructBuilder)
 		return &timetzDec{sb, sb.FieldBuilder(0).(*array.Time64Builder), sb.FieldBuilder(1).(*array.Int32Builder)}, nil
@@ -152,7 +159,12 @@ func bldString(b array.Builder) *array.BinaryBuilder {
 	return b.(*array.BinaryBuilder)
 }
 
-type boolDec struct{ b *array.BooleanBuilder }
+type boolDec struct {
+	b      *array.BooleanBuilder
+	unsafe bool // capacity is guaranteed by the batcher
+}
+
+func (d *boolDec) setUnsafe() { d.unsafe = true }
 
 func (d *boolDec) decode(v []byte) error {
 	if v == nil {
@@ -162,11 +174,20 @@ func (d *boolDec) decode(v []byte) error {
 	if len(v) != 1 {
 		return malformed("bool", v)
 	}
-	d.b.Append(v[0] != 0)
+	if d.unsafe {
+		d.b.UnsafeAppend(v[0] != 0)
+	} else {
+		d.b.Append(v[0] != 0)
+	}
 	return nil
 }
 
-type int16Dec struct{ b *array.Int16Builder }
+type int16Dec struct {
+	b      *array.Int16Builder
+	unsafe bool // capacity is guaranteed by the batcher
+}
+
+func (d *int16Dec) setUnsafe() { d.unsafe = true }
 
 func (d *int16Dec) decode(v []byte) error {
 	if v == nil {
@@ -176,11 +197,21 @@ func (d *int16Dec) decode(v []byte) error {
 	if len(v) != 2 {
 		return malformed("int2", v)
 	}
-	d.b.Append(int16(binary.BigEndian.Uint16(v)))
+	x := int16(binary.BigEndian.Uint16(v))
+	if d.unsafe {
+		d.b.UnsafeAppend(x)
+	} else {
+		d.b.Append(x)
+	}
 	return nil
 }
 
-type int32Dec struct{ b *array.Int32Builder }
+type int32Dec struct {
+	b      *array.Int32Builder
+	unsafe bool // capacity is guaranteed by the batcher
+}
+
+func (d *int32Dec) setUnsafe() { d.unsafe = true }
 
 func (d *int32Dec) decode(v []byte) error {
 	if v == nil {
@@ -190,11 +221,21 @@ func (d *int32Dec) decode(v []byte) error {
 	if len(v) != 4 {
 		return malformed("int4", v)
 	}
-	d.b.Append(int32(binary.BigEndian.Uint32(v)))
+	x := int32(binary.BigEndian.Uint32(v))
+	if d.unsafe {
+		d.b.UnsafeAppend(x)
+	} else {
+		d.b.Append(x)
+	}
 	return nil
 }
 
-type int64Dec struct{ b *array.Int64Builder }
+type int64Dec struct {
+	b      *array.Int64Builder
+	unsafe bool // capacity is guaranteed by the batcher
+}
+
+func (d *int64Dec) setUnsafe() { d.unsafe = true }
 
 func (d *int64Dec) decode(v []byte) error {
 	if v == nil {
@@ -204,11 +245,21 @@ func (d *int64Dec) decode(v []byte) error {
 	if len(v) != 8 {
 		return malformed("int8", v)
 	}
-	d.b.Append(int64(binary.BigEndian.Uint64(v)))
+	x := int64(binary.BigEndian.Uint64(v))
+	if d.unsafe {
+		d.b.UnsafeAppend(x)
+	} else {
+		d.b.Append(x)
+	}
 	return nil
 }
 
-type uint32Dec struct{ b *array.Uint32Builder }
+type uint32Dec struct {
+	b      *array.Uint32Builder
+	unsafe bool // capacity is guaranteed by the batcher
+}
+
+func (d *uint32Dec) setUnsafe() { d.unsafe = true }
 
 func (d *uint32Dec) decode(v []byte) error {
 	if v == nil {
@@ -218,11 +269,21 @@ func (d *uint32Dec) decode(v []byte) error {
 	if len(v) != 4 {
 		return malformed("oid", v)
 	}
-	d.b.Append(binary.BigEndian.Uint32(v))
+	x := binary.BigEndian.Uint32(v)
+	if d.unsafe {
+		d.b.UnsafeAppend(x)
+	} else {
+		d.b.Append(x)
+	}
 	return nil
 }
 
-type float32Dec struct{ b *array.Float32Builder }
+type float32Dec struct {
+	b      *array.Float32Builder
+	unsafe bool // capacity is guaranteed by the batcher
+}
+
+func (d *float32Dec) setUnsafe() { d.unsafe = true }
 
 func (d *float32Dec) decode(v []byte) error {
 	if v == nil {
@@ -232,11 +293,21 @@ func (d *float32Dec) decode(v []byte) error {
 	if len(v) != 4 {
 		return malformed("float4", v)
 	}
-	d.b.Append(math.Float32frombits(binary.BigEndian.Uint32(v)))
+	x := math.Float32frombits(binary.BigEndian.Uint32(v))
+	if d.unsafe {
+		d.b.UnsafeAppend(x)
+	} else {
+		d.b.Append(x)
+	}
 	return nil
 }
 
-type float64Dec struct{ b *array.Float64Builder }
+type float64Dec struct {
+	b      *array.Float64Builder
+	unsafe bool // capacity is guaranteed by the batcher
+}
+
+func (d *float64Dec) setUnsafe() { d.unsafe = true }
 
 func (d *float64Dec) decode(v []byte) error {
 	if v == nil {
@@ -246,11 +317,21 @@ func (d *float64Dec) decode(v []byte) error {
 	if len(v) != 8 {
 		return malformed("float8", v)
 	}
-	d.b.Append(math.Float64frombits(binary.BigEndian.Uint64(v)))
+	x := math.Float64frombits(binary.BigEndian.Uint64(v))
+	if d.unsafe {
+		d.b.UnsafeAppend(x)
+	} else {
+		d.b.Append(x)
+	}
 	return nil
 }
 
-type moneyDec struct{ b *array.Decimal128Builder }
+type moneyDec struct {
+	b      *array.Decimal128Builder
+	unsafe bool // capacity is guaranteed by the batcher
+}
+
+func (d *moneyDec) setUnsafe() { d.unsafe = true }
 
 func (d *moneyDec) decode(v []byte) error {
 	if v == nil {
@@ -260,7 +341,12 @@ func (d *moneyDec) decode(v []byte) error {
 	if len(v) != 8 {
 		return malformed("money", v)
 	}
-	d.b.Append(decimal128.FromI64(int64(binary.BigEndian.Uint64(v))))
+	x := decimal128.FromI64(int64(binary.BigEndian.Uint64(v)))
+	if d.unsafe {
+		d.b.UnsafeAppend(x)
+	} else {
+		d.b.Append(x)
+	}
 	return nil
 }
 
@@ -354,7 +440,10 @@ func (d *uuidDec) decode(v []byte) error {
 type dateDec struct {
 	b      *array.Date32Builder
 	policy SpecialPolicy
+	unsafe bool
 }
+
+func (d *dateDec) setUnsafe() { d.unsafe = true }
 
 func (d *dateDec) decode(v []byte) error {
 	if v == nil {
@@ -369,7 +458,11 @@ func (d *dateDec) decode(v []byte) error {
 	case x == math.MaxInt32 || x == math.MinInt32 || x > math.MaxInt32-pgEpochDays:
 		return d.special(x > 0)
 	}
-	d.b.Append(arrow.Date32(x + pgEpochDays))
+	if d.unsafe {
+		d.b.UnsafeAppend(arrow.Date32(x + pgEpochDays))
+	} else {
+		d.b.Append(arrow.Date32(x + pgEpochDays))
+	}
 	return nil
 }
 
@@ -389,7 +482,12 @@ func (d *dateDec) special(pos bool) error {
 	return nil
 }
 
-type timeDec struct{ b *array.Time64Builder }
+type timeDec struct {
+	b      *array.Time64Builder
+	unsafe bool // capacity is guaranteed by the batcher
+}
+
+func (d *timeDec) setUnsafe() { d.unsafe = true }
 
 func (d *timeDec) decode(v []byte) error {
 	if v == nil {
@@ -399,7 +497,12 @@ func (d *timeDec) decode(v []byte) error {
 	if len(v) != 8 {
 		return malformed("time", v)
 	}
-	d.b.Append(arrow.Time64(binary.BigEndian.Uint64(v)))
+	x := arrow.Time64(binary.BigEndian.Uint64(v))
+	if d.unsafe {
+		d.b.UnsafeAppend(x)
+	} else {
+		d.b.Append(x)
+	}
 	return nil
 }
 
@@ -426,7 +529,10 @@ func (d *timetzDec) decode(v []byte) error {
 type timestampDec struct {
 	b      *array.TimestampBuilder
 	policy SpecialPolicy
+	unsafe bool
 }
+
+func (d *timestampDec) setUnsafe() { d.unsafe = true }
 
 func (d *timestampDec) decode(v []byte) error {
 	if v == nil {
@@ -452,7 +558,11 @@ func (d *timestampDec) decode(v []byte) error {
 		}
 		return nil
 	}
-	d.b.Append(arrow.Timestamp(x + pgEpochMicros))
+	if d.unsafe {
+		d.b.UnsafeAppend(arrow.Timestamp(x + pgEpochMicros))
+	} else {
+		d.b.Append(arrow.Timestamp(x + pgEpochMicros))
+	}
 	return nil
 }
 

@@ -120,10 +120,26 @@ func FuzzDecodeNumeric(f *testing.F) {
 		tm := typmods[int(sel)%len(typmods)]
 		cfg := cfgs[int(sel/8)%len(cfgs)]
 		fuzzDecode(t, scalar(1700), tm, cfg, data)
+		// The numeric(15,2) fast path agrees with the general path.
+		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+		bld := array.NewDecimal128Builder(mem, &arrow.Decimal128Type{Precision: 15, Scale: 2})
+		d := &numeric128Dec{b: bld, prec: 15, scale: 2}
+		if err := d.decode(data); err == nil {
+			arr := bld.NewDecimal128Array()
+			if n, err := parseNumeric(data); err == nil && !n.special() && arr.IsValid(0) {
+				if x, _, err := n.unscaled(15, 2); err != nil || x.ToString(2) != arr.Value(0).ToString(2) {
+					t.Fatalf("fast path %s, general path %v (%v)", arr.Value(0).ToString(2), x.ToString(2), err)
+				}
+			}
+			arr.Release()
+		}
+		bld.Release()
+		mem.AssertSize(t, 0)
 		// Where the value fits, decimal and text agree.
 		n, err := parseNumeric(data)
-		if err != nil || n.special() || n.dscale != 2 || n.ndigits > 8 {
-			return
+		if err != nil || n.special() || n.dscale != 2 || n.ndigits > 8 ||
+			n.ndigits > 0 && (n.digit(0) == 0 || n.digit(n.ndigits-1) == 0) {
+			return // PostgreSQL strips leading and trailing zero groups
 		}
 		// Only canonical values (no nonzero digits past dscale, as
 		// PostgreSQL sends them): elsewhere decimal rounds, text truncates.

@@ -173,12 +173,56 @@ type numeric128Dec struct {
 	b           *array.Decimal128Builder
 	prec, scale int32
 	special     SpecialPolicy
+	unsafe      bool
 }
+
+func (d *numeric128Dec) setUnsafe() { d.unsafe = true }
 
 func (d *numeric128Dec) decode(v []byte) error {
 	if v == nil {
 		d.b.AppendNull()
 		return nil
+	}
+	// Fast path: up to 16 significant digits and a result below 10^18 (all
+	// of numeric(p ≤ 18, s) such as TPC-H's numeric(15,2)), in uint64.
+	if len(v) >= 8 && d.prec <= 18 {
+		nd := int(int16(binary.BigEndian.Uint16(v)))
+		sign := binary.BigEndian.Uint16(v[4:])
+		if nd >= 0 && nd <= 4 && len(v) == 8+2*nd && (sign == numPos || sign == numNeg) {
+			weight := int(int16(binary.BigEndian.Uint16(v[2:])))
+			var acc uint64
+			ok := true
+			for i := 0; i < nd; i++ {
+				dg := binary.BigEndian.Uint16(v[8+2*i:])
+				ok = ok && dg <= 9999
+				acc = acc*10000 + uint64(dg)
+			}
+			shift := int(d.scale) - 4*(nd-1-weight)
+			if nd == 0 {
+				shift = 0
+			}
+			if ok && shift < 0 && shift > -19 && acc%pow10u64[-shift] == 0 {
+				// Base-10000 groups past the scale that hold only zeros
+				// (0.05 is the group 0500).
+				acc /= pow10u64[-shift]
+				shift = 0
+			}
+			if ok && shift >= 0 && shift < 19 && acc <= math.MaxUint64/pow10u64[shift] {
+				acc *= pow10u64[shift]
+				if acc < pow10u64[d.prec] {
+					x := int64(acc)
+					if sign == numNeg {
+						x = -x
+					}
+					if d.unsafe {
+						d.b.UnsafeAppend(decimal128.FromI64(x))
+					} else {
+						d.b.Append(decimal128.FromI64(x))
+					}
+					return nil
+				}
+			}
+		}
 	}
 	n, err := parseNumeric(v)
 	if err != nil {

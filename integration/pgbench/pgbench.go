@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -371,6 +372,15 @@ func RunChildIfRequested() {
 	if m == "" {
 		return
 	}
+	if path := os.Getenv("VOLLEY_PGBENCH_CPUPROFILE"); path != "" {
+		// For looking into one mode: the profile of the child's drain.
+		if f, err := os.Create(path + "." + m); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer f.Close()
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
 	batch, _ := strconv.ParseInt(os.Getenv(envBatch), 10, 64)
 	win, _ := strconv.Atoi(os.Getenv(envWin))
 	rows, n, err := runMode(context.Background(), Mode(m), os.Getenv(envDSN), os.Getenv(envSQL), batch, win)
@@ -380,8 +390,12 @@ func RunChildIfRequested() {
 	}
 	b, _ := json.Marshal(out)
 	fmt.Println(string(b))
+	code := 0
 	if err != nil {
-		os.Exit(1)
+		code = 1
 	}
-	os.Exit(0)
+	exit(code)
 }
+
+// exit runs deferred work of RunChildIfRequested (the profile) first.
+func exit(code int) { pprof.StopCPUProfile(); os.Exit(code) }

@@ -3,6 +3,8 @@ package pgbench_test
 import (
 	"bytes"
 	"context"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -18,10 +20,23 @@ func TestMain(m *testing.M) {
 func TestRun(t *testing.T) {
 	srv := pgtest.Shared(t)
 	var log bytes.Buffer
-	const rows = 20000
+	// VOLLEY_PGBENCH_ROWS runs the comparison at another size (6001215 is
+	// SF1): go test -run TestRun -v ./integration/pgbench/
+	rows := int64(20000)
+	if v := os.Getenv("VOLLEY_PGBENCH_ROWS"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			t.Fatalf("VOLLEY_PGBENCH_ROWS=%q: %v", v, err)
+		}
+		rows = n
+	}
+	batch := int64(1 << 20)
+	if rows > 1e6 {
+		batch = 0 // the default, 16 MiB
+	}
 	rep, err := pgbench.Run(context.Background(), pgbench.Config{
 		DSN: srv.DSN(), UnixDSN: srv.UnixDSN(), Rows: rows, Table: "lineitem_test", Log: &log,
-		BatchBytes: 1 << 20,
+		BatchBytes: batch,
 	})
 	if err != nil {
 		t.Fatal(err)
