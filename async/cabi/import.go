@@ -85,16 +85,17 @@ type importer struct {
 }
 
 // cProducer is the [async.Producer] a Go handler sees over a C producer.
-// Request and Cancel call the C function pointers; they become no-ops once
-// the producer's release has begun, and release waits for calls in flight,
-// so the C producer is never used after it may have been freed.
+// Request and Cancel call the C function pointers; they become no-ops at end
+// of stream and once the producer's release has begun, and release waits
+// for calls in flight, so the C producer is never used after release may
+// have freed it.
 type cProducer struct {
 	c  *C.struct_ArrowAsyncProducer
 	dt async.DeviceType
 	md arrow.Metadata
 
-	mu     sync.RWMutex
-	closed bool
+	mu     sync.RWMutex // read-held by calls into C; release takes it to wait for them
+	closed atomic.Bool
 }
 
 // DeviceType implements [async.Producer].
@@ -108,7 +109,7 @@ func (p *cProducer) AdditionalMetadata() arrow.Metadata { return p.md }
 func (p *cProducer) Request(n int64) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	if !p.closed {
+	if !p.closed.Load() {
 		C.vl_call_request(p.c, C.int64_t(n))
 	}
 }
@@ -117,15 +118,20 @@ func (p *cProducer) Request(n int64) {
 func (p *cProducer) Cancel() {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	if !p.closed {
+	if !p.closed.Load() {
 		C.vl_call_cancel(p.c)
 	}
 }
 
+// close makes later Request and Cancel calls no-ops and waits for calls in
+// flight: at release (the C producer may be freed once release returns,
+// O3) and at end of stream (arrow-go's producer frees itself then). It runs
+// on the producer's thread, so a producer whose request blocked until that
+// thread made progress would deadlock here; request must not block (R2).
 func (p *cProducer) close() {
+	p.closed.Store(true)
 	p.mu.Lock()
-	p.closed = true
-	p.mu.Unlock()
+	p.mu.Unlock() //nolint:staticcheck // an empty critical section: waits for readers
 }
 
 // acceptsDevice reports whether dt is among the consumer's device types.
@@ -186,8 +192,8 @@ func goHandlerOnNextTask(h C.uintptr_t, fn, priv C.uintptr_t, md *C.char) C.int 
 	} else if imp.prod != nil {
 		// End of stream: demand has no use any more, and some producers
 		// (arrow-go's) free themselves right after this call, before
-		// release. Stop forwarding request and cancel now (waiting for
-		// calls in flight).
+		// release. Stop forwarding request and cancel now, waiting for
+		// calls in flight.
 		imp.prod.close()
 	}
 	discard := func() {
@@ -195,8 +201,14 @@ func goHandlerOnNextTask(h C.uintptr_t, fn, priv C.uintptr_t, md *C.char) C.int 
 			t.Discard()
 		}
 	}
-	if imp.prod == nil || imp.errored {
+	if imp.errored {
 		discard()
+		return C.int(async.EPROTO)
+	}
+	if imp.prod == nil {
+		discard()
+		imp.errored = true
+		imp.h.OnError(async.Errorf(async.EPROTO, "cabi: on_next_task before on_schema"))
 		return C.int(async.EPROTO)
 	}
 	meta, err := metadataFromC(md)
