@@ -44,6 +44,23 @@ static void check_batch(struct state* s, struct ArrowDeviceArray* out) {
       s->next_id++;
     }
   }
+  if (s->batches % 2 == 0) {
+    // D6: move the array (bitwise copy, release = NULL on the source), move
+    // its string child out of it, release the parent first and the child
+    // after: the child's buffers must stay valid until its own release.
+    struct ArrowArray moved = *a;
+    a->release = NULL;
+    struct ArrowArray child = *moved.children[1];
+    moved.children[1]->release = NULL;
+    moved.release(&moved);
+    CHECK(moved.release == NULL, "release did not mark the moved array released");
+    CHECK(child.release != NULL && child.n_buffers == 3, "moved-out child");
+    const int32_t* offs = (const int32_t*)child.buffers[1];
+    CHECK(offs[child.offset + child.length] >= offs[child.offset], "child offsets after the parent's release");
+    child.release(&child);
+    CHECK(child.release == NULL, "child release did not mark it released");
+    return;
+  }
   a->release(a);
   CHECK(a->release == NULL, "release did not mark the array released");
 }
