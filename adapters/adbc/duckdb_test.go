@@ -291,3 +291,30 @@ func TestDuckDBPartitionsFallBack(t *testing.T) {
 		t.Errorf("Options[driver] accepted: %v", err)
 	}
 }
+
+// TestParamTypes binds each accepted Go type and reads it back from
+// DuckDB.
+func TestParamTypes(t *testing.T) {
+	conn := connect(t, duck(t))
+	cases := []struct {
+		arg  any
+		want string
+	}{
+		{int(-5), "-5"}, {int8(-8), "-8"}, {int16(-16), "-16"}, {int32(-32), "-32"}, {int64(-64), "-64"},
+		{uint(5), "5"}, {uint8(8), "8"}, {uint16(16), "16"}, {uint32(32), "32"}, {uint64(1 << 63), "9223372036854775808"},
+		{float32(1.5), "1.5"}, {float64(-0.25), "-0.25"}, {false, "false"}, {"s", "s"},
+		{[]byte("ab"), "YWI="}, {[]byte(nil), "(null)"}, {nil, "(null)"},
+		{time.Date(2001, 2, 3, 4, 5, 6, 7000, time.UTC), "2001-02-03T04:05:06.000007Z"},
+		{90 * time.Second, `{"months":0,"days":0,"nanoseconds":90000000000}`}, // duration arrives as INTERVAL
+	}
+	for _, tc := range cases {
+		res := query(t, conn, "SELECT ? AS v", tc.arg)
+		if res.prodErr != nil {
+			t.Errorf("%T: %v", tc.arg, res.prodErr)
+			continue
+		}
+		if got := res.batches[0].Column(0).ValueStr(0); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("%T %v: got %q (%s), want %q", tc.arg, tc.arg, got, res.batches[0].Column(0).DataType(), tc.want)
+		}
+	}
+}
