@@ -6,6 +6,7 @@ package cabi
 import "C"
 
 import (
+	"context"
 	"fmt"
 	"runtime/cgo"
 	"unsafe"
@@ -118,15 +119,21 @@ func goBatchRelease(h C.uintptr_t) {
 // bridge, filled by the producer) into a DeviceBatch: Array is a Go copy of
 // the layout (device addresses, never dereferenced), SyncEvent the
 // producer's event, and Release calls the C array's release and frees out.
-// The batch takes ownership of out.
-func importDevice(out *C.struct_ArrowDeviceArray, schema *arrow.Schema) *async.DeviceBatch {
+// The batch takes ownership of out. wait, when set, becomes the batch's
+// Wait for a non-NULL sync_event.
+func importDevice(out *C.struct_ArrowDeviceArray, schema *arrow.Schema, wait WaitFunc) *async.DeviceBatch {
 	dev := async.Device{Type: async.DeviceType(out.device_type), ID: int64(out.device_id)}
 	var dt arrow.DataType
 	if schema != nil {
 		dt = arrow.StructOf(schema.Fields()...)
 	}
 	arr := layoutFromC(&out.array, dt)
+	var waitFn func(context.Context) error
+	if ev := out.sync_event; wait != nil && ev != nil {
+		waitFn = func(ctx context.Context) error { return wait(ctx, dev, ev) }
+	}
 	return async.NewDeviceBatch(async.DeviceBatchParts{
+		Wait:      waitFn,
 		Device:    dev,
 		Schema:    schema,
 		NumRows:   int64(out.array.length),

@@ -6,6 +6,7 @@ package cabi
 import "C"
 
 import (
+	"context"
 	"fmt"
 	"runtime/cgo"
 	"slices"
@@ -44,8 +45,25 @@ import (
 //     metadata are copied (metadata by its binary length, E3).
 //   - a producer that releases without on_schema or on_error (S1) is reported
 //     to h as EPROTO before h.Release.
-func Import(h async.Handler) *CHandler {
-	imp := &importer{h: h, accepted: async.AcceptedDevices(h)}
+func Import(h async.Handler) *CHandler { return ImportWith(h, ImportOptions{}) }
+
+// WaitFunc waits until the data of a device batch is complete on its
+// device (D4): for CUDA, cuEventSynchronize on the CUevent that syncEvent
+// points to (devicebuf's CUDA backend has one). It honours ctx.
+type WaitFunc func(ctx context.Context, dev async.Device, syncEvent unsafe.Pointer) error
+
+// ImportOptions configure [ImportWith]. The zero value is [Import]'s
+// behaviour.
+type ImportOptions struct {
+	// Wait, when set, becomes the Wait of imported non-CPU batches that
+	// carry a sync_event; nil leaves their Wait returning at once (the
+	// consumer then waits on SyncEvent itself).
+	Wait WaitFunc
+}
+
+// ImportWith is [Import] with options.
+func ImportWith(h async.Handler, o ImportOptions) *CHandler {
+	imp := &importer{h: h, accepted: async.AcceptedDevices(h), wait: o.Wait}
 	imp.handle = cgo.NewHandle(imp)
 	c := C.vl_handler_new(C.uintptr_t(imp.handle))
 	if c == nil {
@@ -77,6 +95,7 @@ type importer struct {
 	h        async.Handler
 	handle   cgo.Handle
 	accepted []async.DeviceType
+	wait     WaitFunc
 
 	schema  *arrow.Schema
 	prod    *cProducer
@@ -303,7 +322,7 @@ func (t *cTask) Extract() (*async.DeviceBatch, error) {
 			C.vl_free(unsafe.Pointer(out))
 			return nil, async.Errorf(async.EPROTO, "cabi: task on device %s, producer said %s", dt, t.imp.prod.dt)
 		}
-		return importDevice(out, t.imp.schema), nil
+		return importDevice(out, t.imp.schema, t.imp.wait), nil
 	}
 	defer C.vl_free(unsafe.Pointer(out))
 	rec, err := cdata.ImportCRecordBatchWithSchema(cdataArray(&out.array), t.imp.schema)
