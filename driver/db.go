@@ -17,7 +17,8 @@ import (
 // Close rule: Close stops new queries at once, cancels the queries in
 // flight (their handlers get OnError with the cause ErrClosed, then
 // Release), waits until every one of them has released its handler, then
-// closes all connections. It is idempotent.
+// closes all connections and, as database/sql does, the connector when it
+// implements io.Closer. It is idempotent.
 type DB struct {
 	driverName string
 	cfg        Config
@@ -106,6 +107,9 @@ func (db *DB) Close() error {
 	db.mu.Unlock()
 	db.wg.Wait()
 	db.pool.close()
+	if c, ok := db.pool.connector.(io.Closer); ok {
+		return c.Close()
+	}
 	return nil
 }
 
