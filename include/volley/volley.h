@@ -85,6 +85,16 @@ int64_t volley_debug_live_allocations(void);
 int volley_produce_demo(int64_t batches, int64_t rows,
                         struct ArrowAsyncDeviceStreamHandler* handler);
 
+/* volley_produce_demo with every batch moved onto device ("cpu",
+ * "cuda_host:N", "cuda:N") by Volley's device layer: device batches carry
+ * device_type/device_id of that device and a sync_event (a CUevent* for
+ * CUDA) to wait on before touching the buffers. With simulated != 0 the GPU
+ * is Volley's simulated one (device addresses that are not host pointers:
+ * never dereference them), for tests without a GPU; otherwise the CUDA
+ * driver's. The handler is released on every path. */
+int volley_produce_demo_on(int64_t batches, int64_t rows, const char* device, int simulated,
+                           struct ArrowAsyncDeviceStreamHandler* handler);
+
 /* Test/demo consumer, for C producers: a Go consumer (async.Reader) that
  * reads the whole stream, checking and summing it. */
 typedef struct volley_collector_options {

@@ -114,6 +114,7 @@ func TestCConsumer(t *testing.T) {
 		{"late", "A4 T1 T2: extraction and extract_data(NULL) after release"},
 		{"refuse", "S4: release only after a refused schema"},
 		{"devices", "volley_devices_json, volley_free, volley_last_error"},
+		{"device", "T6 D1 D2 D3 D5: CUDA batches from Volley's device layer (simulated GPU)"},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			out := runProgram(t, "consumer", tc.mode)
@@ -338,7 +339,7 @@ var cRuleCoverage = map[string]string{
 	"T2":  "consumer.c late/cancel8 extract_data(NULL); producer.c counts extract+discard per task",
 	"T3":  "consumer.c releases every extracted array through out->array.release",
 	"D1":  "consumer.c reads the struct, buffers and children arrays on the host",
-	"D2":  "TestDeviceBatchRoundTrip (sync_event passes through, lives until release)",
+	"D2":  "consumer.c device (simulated cuda:0 batches carry a sync_event), TestDeviceBatchRoundTrip",
 	"D3":  "consumer.c checks reserved is zero",
 	"D4":  "not checked here: needs a GPU (no CUDA on this machine); sync_event is passed through unchanged",
 	"D5":  "consumer.c (device_id -1 for CPU), TestDeviceBatchRoundTrip (cuda:0)",

@@ -145,3 +145,37 @@ func LibDevicesJSON() unsafe.Pointer {
 	}
 	return cabi.CString(string(j))
 }
+
+// LibProduceDemoOn implements volley_produce_demo_on: the demo stream moved
+// onto device (a device string: "cpu", "cuda_host:0", "cuda:0") by a
+// devicebuf Manager, over the simulated GPU backend when simulated is set,
+// else the CUDA driver.
+func LibProduceDemoOn(batches, rows int64, device string, simulated bool, h unsafe.Pointer) int {
+	ch := cabi.HandlerFromPtr(h)
+	dev, err := async.ParseDevice(device)
+	if err != nil {
+		cabi.ReleaseHandler(ch)
+		return cabi.SetLastError(err)
+	}
+	var opts devicebuf.Options
+	if simulated {
+		opts.Backends = []devicebuf.Backend{devicebuf.NewSimulated(devicebuf.SimOptions{})}
+	}
+	m := devicebuf.NewManager(opts)
+	defer m.Close()
+	ctx := context.Background()
+	mv, err := m.Mover(ctx, dev, devicebuf.MoverOptions{})
+	if err != nil {
+		cabi.ReleaseHandler(ch)
+		return cabi.SetLastError(err)
+	}
+	if c, ok := mv.(interface{ Close() error }); ok {
+		defer c.Close()
+	}
+	if rows < 0 {
+		rows = 0
+	}
+	err = cabi.Produce(ctx, ch, &cabi.DemoSource{Batches: batches, Rows: rows},
+		async.ProduceOptions{Mover: mv, AdditionalMetadata: cabi.DemoMetadata}, dev.Type)
+	return cabi.SetLastError(err)
+}

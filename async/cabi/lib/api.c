@@ -30,3 +30,7 @@ int volley_collector_wait(volley_collector* c, volley_collect_result* out) {
 }
 void volley_collector_free(volley_collector* c) { vgo_collector_free(c); }
 int64_t volley_debug_live_allocations(void) { return vgo_debug_live_allocations(); }
+int volley_produce_demo_on(int64_t batches, int64_t rows, const char* device, int simulated,
+                           struct ArrowAsyncDeviceStreamHandler* handler) {
+  return vgo_produce_demo_on(batches, rows, (char*)device, simulated, handler);
+}

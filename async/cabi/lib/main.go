@@ -111,3 +111,8 @@ func vgo_collector_free(c *C.volley_collector) { cabi.LibCollectorFree(unsafe.Po
 
 //export vgo_debug_live_allocations
 func vgo_debug_live_allocations() C.int64_t { return C.int64_t(cabi.LiveCAllocations()) }
+
+//export vgo_produce_demo_on
+func vgo_produce_demo_on(batches, rows C.int64_t, device *C.char, simulated C.int, h *C.struct_ArrowAsyncDeviceStreamHandler) C.int {
+	return C.int(capi.LibProduceDemoOn(int64(batches), int64(rows), C.GoString(device), simulated != 0, unsafe.Pointer(h)))
+}

@@ -1,7 +1,7 @@
 // A C consumer of a Volley producer (volley_produce_demo), checking from C
 // the rules only visible there. Usage: consumer MODE; exit 0 and "ok" on
 // success. Modes: basic, reentrant, cancel8, request0, request-1, idle,
-// late, refuse, bench, devices.
+// late, refuse, bench, devices, device.
 #include <pthread.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -77,7 +77,9 @@ static int on_schema(struct ArrowAsyncDeviceStreamHandler* self, struct ArrowSch
   CHECK(atomic_fetch_add(&s->schema_calls, 1) == 0, "second on_schema (S1)");
   CHECK(self->producer != NULL, "handler->producer unset at on_schema (O2)");
   s->producer = self->producer;
-  CHECK(self->producer->device_type == ARROW_DEVICE_CPU, "producer device_type %d", self->producer->device_type);
+  int want_dev = is(s, "device") ? ARROW_DEVICE_CUDA : ARROW_DEVICE_CPU;
+  CHECK(self->producer->device_type == want_dev, "producer device_type %d, want %d (T6)",
+        self->producer->device_type, want_dev);
   const char* v = NULL;
   int32_t vl;
   int n = md_find(self->producer->additional_metadata, "volley.demo", &v, &vl);
@@ -146,6 +148,20 @@ static int on_next_task(struct ArrowAsyncDeviceStreamHandler* self, struct Arrow
   memset(&out, 0xAB, sizeof out);
   int rc = task->extract_data(task, &out);
   CHECK(rc == 0, "extract_data returned %d", rc);
+  if (is(s, "device")) {
+    // A (simulated) CUDA batch: structs on the host (D1), buffers device
+    // addresses never dereferenced here, an event to wait on (D2, D4).
+    CHECK(out.device_type == ARROW_DEVICE_CUDA && out.device_id == 0, "device %d:%lld", out.device_type,
+          (long long)out.device_id);
+    CHECK(out.sync_event != NULL, "CUDA batch without a sync event");
+    CHECK(out.reserved[0] == 0 && out.reserved[1] == 0 && out.reserved[2] == 0, "reserved not zeroed (D3)");
+    CHECK(out.array.n_children == 2 && out.array.children[0]->length == out.array.length, "layout");
+    CHECK(out.array.children[0]->buffers[1] != NULL && out.array.children[1]->n_buffers == 3, "buffers");
+    out.array.release(&out.array);
+    CHECK(out.array.release == NULL, "release did not mark the array released");
+    s->producer->request(s->producer, 1);
+    return 0;
+  }
   check_batch(s, &out);
   // R2: re-entrant request from inside the callback, every time.
   s->producer->request(s->producer, 1);
@@ -179,7 +195,11 @@ struct run {
 
 static void* produce_thread(void* p) {
   struct run* r = p;
-  r->rc = volley_produce_demo(r->batches, r->rows, r->h);
+  struct state* s = r->h->private_data;
+  if (is(s, "device"))
+    r->rc = volley_produce_demo_on(r->batches, r->rows, "cuda:0", 1, r->h);
+  else
+    r->rc = volley_produce_demo(r->batches, r->rows, r->h);
   return NULL;
 }
 
@@ -227,6 +247,7 @@ int main(int argc, char** argv) {
   if (is(s, "reentrant")) r.batches = 5000, r.rows = 1;
   if (is(s, "cancel8") || is(s, "idle")) r.batches = -1;
   if (is(s, "bench")) r.batches = argc > 2 ? atoll(argv[2]) : 100000, r.rows = 1, s->window = 64;
+  if (is(s, "device")) r.batches = 20, r.rows = 100;
 
   double t0 = now(), cpu0 = cpu_seconds();
   pthread_t th;
@@ -248,7 +269,7 @@ int main(int argc, char** argv) {
 
   CHECK(atomic_load(&s->release_calls) == 1, "release called %d times", atomic_load(&s->release_calls));
   CHECK(atomic_load(&s->after_release) == 0, "callbacks after release");
-  if (is(s, "basic") || is(s, "reentrant") || is(s, "late") || is(s, "bench")) {
+  if (is(s, "basic") || is(s, "reentrant") || is(s, "late") || is(s, "bench") || is(s, "device")) {
     CHECK(r.rc == 0, "volley_produce_demo = %d (%s)", r.rc, volley_last_error());
     CHECK(atomic_load(&s->eos_calls) == 1, "end of stream %d times", atomic_load(&s->eos_calls));
     CHECK(s->batches == r.batches, "batches %lld, want %lld", (long long)s->batches, (long long)r.batches);
