@@ -143,12 +143,12 @@ func (f *Forwarder) OnSchema(p async.Producer, schema *arrow.Schema) error {
 	f.ps.c.device_type = C.ArrowDeviceType(p.DeviceType())
 	if enc := async.EncodeMetadata(p.AdditionalMetadata()); len(enc) > 0 {
 		if rc := C.vl_producer_set_metadata(f.ps.c, unsafe.Pointer(&enc[0]), C.int64_t(len(enc))); rc != 0 {
-			return async.Errorf(async.ENOMEM, "cabi: copying additional metadata")
+			return f.failLocked(async.Errorf(async.ENOMEM, "cabi: copying additional metadata"))
 		}
 	}
 	cs := (*C.struct_ArrowSchema)(C.vl_calloc(1, C.sizeof_struct_ArrowSchema))
 	if cs == nil {
-		return async.Errorf(async.ENOMEM, "cabi: allocating the schema")
+		return f.failLocked(async.Errorf(async.ENOMEM, "cabi: allocating the schema"))
 	}
 	defer C.vl_free(unsafe.Pointer(cs))
 	cdata.ExportArrowSchema(schema, cdataSchema(cs))
@@ -178,7 +178,7 @@ func (f *Forwarder) OnNextTask(task async.Task, md arrow.Metadata) error {
 	}
 	cmd, err := f.taskMetadata(md)
 	if err != nil {
-		return err
+		return f.failLocked(async.AsError(err))
 	}
 	var rc C.int
 	var pending C.int64_t
@@ -231,6 +231,14 @@ func (f *Forwarder) OnError(err *async.Error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.onErrorLocked(err)
+}
+
+// failLocked reports a failure of the bridge itself to the C handler
+// (on_error; the producer then sees an error return and calls only
+// Release) and returns err.
+func (f *Forwarder) failLocked(err *async.Error) error {
+	f.onErrorLocked(err)
+	return err
 }
 
 func (f *Forwarder) onErrorLocked(err *async.Error) {
@@ -313,6 +321,7 @@ func (ps *producerState) unref() {
 
 //export goProducerRequest
 func goProducerRequest(h C.uintptr_t, n C.int64_t) {
+	defer func() { _ = recover() }() // never unwind into C
 	if p := cgo.Handle(h).Value().(*producerState).producer(); p != nil {
 		p.Request(int64(n))
 	}
@@ -320,17 +329,24 @@ func goProducerRequest(h C.uintptr_t, n C.int64_t) {
 
 //export goProducerCancel
 func goProducerCancel(h C.uintptr_t) {
+	defer func() { _ = recover() }() // never unwind into C
 	if p := cgo.Handle(h).Value().(*producerState).producer(); p != nil {
 		p.Cancel()
 	}
 }
 
 //export goTaskExtract
-func goTaskExtract(h C.uintptr_t, out *C.struct_ArrowDeviceArray) C.int {
+func goTaskExtract(h C.uintptr_t, out *C.struct_ArrowDeviceArray) (rc C.int) {
 	hd := cgo.Handle(h)
 	ft := hd.Value().(*fwdTask)
 	hd.Delete()
 	defer ft.ps.unref()
+	defer func() {
+		// A panic must not unwind into C: it becomes EIO.
+		if v := recover(); v != nil {
+			rc = C.int(async.EIO)
+		}
+	}()
 	if out == nil {
 		ft.t.Discard()
 		return 0

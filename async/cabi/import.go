@@ -160,8 +160,18 @@ func (imp *importer) acceptsDevice(dt async.DeviceType) bool {
 
 func errnoC(err error) C.int { return C.int(errnoOf(err)) }
 
+// panicCode turns a panic of the Go handler inside a callback from C into
+// an errno (a panic must never unwind into C frames): the stream is then
+// treated as refused by the handler.
+func panicCode(rc *C.int) {
+	if v := recover(); v != nil {
+		*rc = C.int(async.EIO)
+	}
+}
+
 //export goHandlerOnSchema
-func goHandlerOnSchema(h C.uintptr_t, prod *C.struct_ArrowAsyncProducer, schema *C.struct_ArrowSchema) C.int {
+func goHandlerOnSchema(h C.uintptr_t, prod *C.struct_ArrowAsyncProducer, schema *C.struct_ArrowSchema) (rc C.int) {
+	defer panicCode(&rc)
 	imp := cgo.Handle(h).Value().(*importer)
 	fail := func(err *async.Error) C.int {
 		C.vl_schema_release(schema)
@@ -203,9 +213,17 @@ func goHandlerOnSchema(h C.uintptr_t, prod *C.struct_ArrowAsyncProducer, schema 
 }
 
 //export goHandlerOnNextTask
-func goHandlerOnNextTask(h C.uintptr_t, fn, priv C.uintptr_t, md *C.char) C.int {
+func goHandlerOnNextTask(h C.uintptr_t, fn, priv C.uintptr_t, md *C.char) (rc C.int) {
 	imp := cgo.Handle(h).Value().(*importer)
 	var t *cTask
+	defer func() {
+		if v := recover(); v != nil {
+			if t != nil {
+				t.Discard() // unless the handler took it before panicking
+			}
+			rc = C.int(async.EIO)
+		}
+	}()
 	if fn != 0 {
 		t = &cTask{imp: imp, fn: fn, priv: priv}
 	} else if imp.prod != nil {
@@ -250,6 +268,7 @@ func goHandlerOnNextTask(h C.uintptr_t, fn, priv C.uintptr_t, md *C.char) C.int 
 
 //export goHandlerOnError
 func goHandlerOnError(h C.uintptr_t, code C.int, msg, md *C.char) {
+	defer func() { _ = recover() }() // never unwind into C
 	imp := cgo.Handle(h).Value().(*importer)
 	if imp.errored {
 		return
@@ -272,6 +291,7 @@ func goHandlerOnError(h C.uintptr_t, code C.int, msg, md *C.char) {
 
 //export goHandlerRelease
 func goHandlerRelease(h C.uintptr_t) {
+	defer func() { _ = recover() }() // never unwind into C; the struct is freed after
 	hd := cgo.Handle(h)
 	imp := hd.Value().(*importer)
 	hd.Delete()

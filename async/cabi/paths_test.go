@@ -332,3 +332,47 @@ func TestCDataFallbackExport(t *testing.T) {
 		t.Errorf("read %d batches, want 3", n)
 	}
 }
+
+// panicker panics in OnSchema or in the n-th OnNextTask.
+type panicker struct {
+	refuser
+	inSchema bool
+}
+
+func (h *panicker) OnSchema(p async.Producer, s *arrow.Schema) error {
+	if h.inSchema {
+		panic("handler panics in OnSchema")
+	}
+	p.Request(100)
+	return nil
+}
+
+func (h *panicker) OnNextTask(t async.Task, _ arrow.Metadata) error {
+	if t == nil {
+		return nil
+	}
+	h.tasks++
+	if h.tasks == h.atTask {
+		panic("handler panics in OnNextTask")
+	}
+	t.Discard()
+	return nil
+}
+
+// TestHandlerPanicAcrossC: a Go handler that panics inside a callback from
+// C must not unwind into C: the callback returns EIO, the producer ends the
+// stream with release only, and nothing leaks.
+func TestHandlerPanicAcrossC(t *testing.T) {
+	for _, h := range []*panicker{{inSchema: true}, {refuser: refuser{atTask: 2}}} {
+		noCLeft(t)
+		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+		err := bridge(t.Context(), h, &asynctest.Source{Alloc: mem, Batches: 5}, async.ProduceOptions{})
+		if !errors.Is(err, async.ErrRefused) || async.CodeOf(err) != async.EIO {
+			t.Errorf("Produce = %v, want a refusal with EIO", err)
+		}
+		if h.released.Load() != 1 {
+			t.Errorf("%d releases, want 1", h.released.Load())
+		}
+		mem.AssertSize(t, 0)
+	}
+}
