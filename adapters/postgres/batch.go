@@ -78,11 +78,26 @@ func (b *batcher) add(i int, v []byte) error {
 // the batch has (doubling), at least 1024.
 func (b *batcher) reserve() {
 	n := max(int(b.rows), 1024)
-	if b.rows == 0 && b.lastRows > 0 {
+	switch {
+	case b.rows == 0 && b.lastRows > 0:
 		n = b.lastRows + b.lastRows/16
 		for i, bb := range b.binary {
 			if bb != nil && b.lastData[i] > 0 {
 				bb.ReserveData(b.lastData[i] + b.lastData[i]/16)
+			}
+		}
+	case b.rows > 0 && b.lastRows == 0 && b.bytes > 0:
+		// First batch: size it from the rows so far instead of doubling.
+		est := b.maxBytes / (b.bytes / b.rows)
+		if b.maxRows > 0 {
+			est = min(est, b.maxRows)
+		}
+		if rest := int(est+est/16) - int(b.rows); rest > n {
+			n = rest
+			for _, bb := range b.binary {
+				if bb != nil {
+					bb.ReserveData(int(int64(bb.DataLen()) * (int64(n) + b.rows) / b.rows))
+				}
 			}
 		}
 	}

@@ -63,8 +63,11 @@ type Config struct {
 	// Infinity is the policy for ±infinity and out-of-range dates and
 	// timestamps; default SpecialNull. It is never a silent wrap.
 	Infinity SpecialPolicy
-	// Allocator allocates the batches' buffers; nil is
-	// memory.DefaultAllocator.
+	// Allocator allocates the batches' buffers. nil is the adapter's
+	// recycling Go allocator, which reuses the large buffers of released
+	// batches (up to 128 MiB kept per process) instead of leaving them to
+	// the garbage collector, so a stream's memory stays near its live
+	// batches.
 	Allocator memory.Allocator
 }
 

@@ -71,6 +71,20 @@ import (
 	"github.com/volleyhq/volley/driver"
 )
 
+// Compile-time checks of the capabilities the adapter provides.
+var (
+	_ driver.Driver          = Driver{}
+	_ driver.DriverContext   = Driver{}
+	_ driver.Connector       = (*Connector)(nil)
+	_ driver.Conn            = (*Conn)(nil)
+	_ driver.Estimator       = (*Conn)(nil)
+	_ driver.Validator       = (*Conn)(nil)
+	_ driver.Pinger          = (*Conn)(nil)
+	_ driver.SessionResetter = (*Conn)(nil)
+	_ driver.ServerCanceler  = (*Conn)(nil)
+	_ driver.Wrapper         = (*source)(nil)
+)
+
 func init() {
 	driver.Register("postgres", Driver{})
 	driver.Register("postgresql", Driver{})
@@ -223,7 +237,7 @@ type Conn struct {
 func newConn(pg *pgconn.PgConn, cfg Config) *Conn {
 	mem := cfg.Allocator
 	if mem == nil {
-		mem = memory.DefaultAllocator
+		mem = defaultAllocator
 	}
 	return &Conn{pg: pg, cfg: cfg, mem: mem, cat: newCatalog(), tm: pgtype.NewMap()}
 }

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/volleyhq/volley/async"
@@ -14,7 +15,7 @@ import (
 // when called.
 func (c *Conn) Estimate(ctx context.Context, req *driver.Request) (driver.Estimate, error) {
 	if !copyable(req.SQL) {
-		return driver.Estimate{}, fmt.Errorf("%w: postgres: no estimate for this statement", async.ErrInvalid)
+		return driver.Estimate{}, fmt.Errorf("%w: postgres: no estimate for this statement", errors.ErrUnsupported)
 	}
 	s := &source{c: c, sql: "EXPLAIN (FORMAT JSON) " + req.SQL, args: req.Args}
 	sd, err := c.pg.Prepare(ctx, "", s.sql, nil)

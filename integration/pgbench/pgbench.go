@@ -82,7 +82,9 @@ type Config struct {
 	Psql string
 	// BatchBytes is Volley's batch size bound; default 16 MiB.
 	BatchBytes int64
-	// Window is Volley's Reader window (tasks in flight); default 2.
+	// Window is Volley's Reader window (tasks queued plus requested);
+	// default 1: the consumer holds one batch, one is queued, and the
+	// adapter decodes the next.
 	Window int
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
@@ -133,7 +135,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		cfg.BatchBytes = 16 << 20
 	}
 	if cfg.Window <= 0 {
-		cfg.Window = 2
+		cfg.Window = 1
 	}
 	logf := func(format string, args ...any) {
 		if cfg.Log != nil {

@@ -37,6 +37,10 @@ import (
 // server instead of an ephemeral one.
 const EnvDSN = "VOLLEY_TEST_POSTGRES_DSN"
 
+// EnvUnixDSN optionally gives the same external server's unix-socket DSN
+// (for UnixDSN); without it UnixDSN is the EnvDSN value.
+const EnvUnixDSN = "VOLLEY_TEST_POSTGRES_UNIX_DSN"
+
 // ErrNoPostgres reports that the PostgreSQL server binaries were not found;
 // use errors.Is.
 var ErrNoPostgres = errors.New("pgtest: PostgreSQL server binaries (initdb, pg_ctl, postgres) not found: install postgresql (Debian: apt-get install postgresql)")
@@ -130,6 +134,19 @@ func (s *Server) Stop(ctx context.Context) error {
 
 // External returns a Server for an existing database; Close does nothing.
 func External(dsn string) *Server { return &Server{dsn: dsn, unixDSN: dsn} }
+
+// fromEnv returns the external server the environment names, or nil.
+func fromEnv() *Server {
+	dsn := os.Getenv(EnvDSN)
+	if dsn == "" {
+		return nil
+	}
+	s := External(dsn)
+	if u := os.Getenv(EnvUnixDSN); u != "" {
+		s.unixDSN = u
+	}
+	return s
+}
 
 // Start creates and starts a fresh cluster. The caller must Close it.
 func Start(ctx context.Context, opts Options) (*Server, error) {

@@ -16,8 +16,8 @@ import (
 // to install; it never skips.
 func New(t testing.TB) *Server {
 	t.Helper()
-	if dsn := os.Getenv(EnvDSN); dsn != "" {
-		return External(dsn)
+	if s := fromEnv(); s != nil {
+		return s
 	}
 	s, err := Start(context.Background(), Options{})
 	if err != nil {
@@ -73,8 +73,8 @@ func SharedServer() (*Server, error) {
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
 	if shared.srv == nil && shared.err == nil {
-		if dsn := os.Getenv(EnvDSN); dsn != "" {
-			shared.srv = External(dsn)
+		if s := fromEnv(); s != nil {
+			shared.srv = s
 		} else {
 			shared.srv, shared.err = Start(context.Background(), Options{})
 		}
