@@ -10,19 +10,11 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-
-	"github.com/volleyhq/volley/async"
 	"github.com/volleyhq/volley/async/asynctest"
-	"github.com/volleyhq/volley/async/cabi"
-	"github.com/volleyhq/volley/driver"
 	"github.com/volleyhq/volley/integration/pgtest"
-
-	_ "github.com/volleyhq/volley/adapters/postgres"
 )
 
 // build holds what TestMain built once for every test: libvolley.so and the
@@ -59,6 +51,12 @@ func programs(t *testing.T) string {
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			build.err = fmt.Errorf("building libvolley.so: %v\n%s", err, out)
+			return
+		}
+		cmd = exec.Command("go", "build", "-o", filepath.Join(dir, "gonative"), "./integration/cprog/gonative")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			build.err = fmt.Errorf("building gonative: %v\n%s", err, out)
 			return
 		}
 		for _, p := range []string{"consumer", "producer", "pgconsumer"} {
@@ -129,63 +127,21 @@ var nsPerBatch = regexp.MustCompile(`ns_per_batch=([0-9.]+) cpu_ns_per_batch=([0
 // batch, in nanoseconds.
 type perBatch struct{ wall, cpu float64 }
 
-func cpuTime(t *testing.T) time.Duration {
+func parsePerBatch(t *testing.T, out string) perBatch {
 	t.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		t.Fatal(err)
+	m := nsPerBatch.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no ns_per_batch in output:\n%s", out)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// inlineHandler is the Go twin of the C consumer's bench mode: it extracts
-// each task inside OnNextTask, releases the batch and requests one more.
-type inlineHandler struct {
-	p       async.Producer
-	batches int64
-	err     error
-}
-
-func (h *inlineHandler) OnSchema(p async.Producer, _ *arrow.Schema) error {
-	h.p = p
-	p.Request(64)
-	return nil
-}
-
-func (h *inlineHandler) OnNextTask(t async.Task, _ arrow.Metadata) error {
-	if t == nil {
-		return nil
-	}
-	b, err := t.Extract()
-	if err != nil {
-		h.err = err
-		return err
-	}
-	b.Release()
-	h.batches++
-	h.p.Request(1)
-	return nil
-}
-
-func (h *inlineHandler) OnError(err *async.Error) { h.err = err }
-func (h *inlineHandler) Release()                 {}
-
-// goNative runs the same demo stream into inlineHandler in Go.
-func goNative(t *testing.T, n int64) perBatch {
-	t.Helper()
-	h := &inlineHandler{}
-	start, cpu0 := time.Now(), cpuTime(t)
-	err := async.Produce(t.Context(), h, &cabi.DemoSource{Batches: n, Rows: 1}, async.ProduceOptions{})
-	el, cpu := time.Since(start), cpuTime(t)-cpu0
-	if err != nil || h.err != nil || h.batches != n {
-		t.Fatalf("Go-native stream: %v / %v, %d of %d batches", err, h.err, h.batches, n)
-	}
-	return perBatch{float64(el.Nanoseconds()) / float64(n), float64(cpu.Nanoseconds()) / float64(n)}
+	wall, _ := strconv.ParseFloat(m[1], 64)
+	cpu, _ := strconv.ParseFloat(m[2], 64)
+	return perBatch{wall, cpu}
 }
 
 // TestCConsumerOverhead measures the per-batch cost that crossing the C
 // ABI adds to a 1-row stream: a C consumer (extract inside on_next_task,
-// release, request(1)) against its Go twin on the same producer and source.
+// release, request(1)) against its Go twin (gonative, a separate race-free
+// process like the C program) on the same producer and source.
 // The target is 3 µs per batch. The machine running the tests is shared, so
 // the check is on CPU time (all threads, getrusage), which other processes'
 // load disturbs far less than wall time; both are logged. Each side is the
@@ -200,17 +156,8 @@ func TestCConsumerOverhead(t *testing.T) {
 		}
 		return b
 	}
-	c := best(func() perBatch {
-		out := runProgram(t, "consumer", "bench", strconv.Itoa(n))
-		m := nsPerBatch.FindStringSubmatch(out)
-		if m == nil {
-			t.Fatalf("no ns_per_batch in output:\n%s", out)
-		}
-		wall, _ := strconv.ParseFloat(m[1], 64)
-		cpu, _ := strconv.ParseFloat(m[2], 64)
-		return perBatch{wall, cpu}
-	})
-	g := best(func() perBatch { return goNative(t, n) })
+	c := best(func() perBatch { return parsePerBatch(t, runProgram(t, "consumer", "bench", strconv.Itoa(n))) })
+	g := best(func() perBatch { return parsePerBatch(t, runProgram(t, "gonative", "demo", strconv.Itoa(n))) })
 	t.Logf("1-row batches, C consumer: %.0f ns/batch wall, %.0f ns/batch CPU; Go-native consumer: %.0f ns/batch wall, %.0f ns/batch CPU",
 		c.wall, c.cpu, g.wall, g.cpu)
 	t.Logf("C ABI overhead: %.0f ns/batch CPU, %.0f ns/batch wall", c.cpu-g.cpu, c.wall-g.wall)
@@ -222,65 +169,8 @@ func TestCConsumerOverhead(t *testing.T) {
 var pgOut = regexp.MustCompile(`rows=([0-9]+) batches=([0-9]+) ns=([0-9]+)`)
 
 // pgSQL is the query both consumers read: 1M rows of three columns, in
-// batches of pgBatchRows rows (pgconsumer.c sets the same bound).
-const (
-	pgSQL       = "SELECT g AS id, g::text AS name, g * 1.5 AS x FROM generate_series(1, 1000000) g"
-	pgBatchRows = 10000
-)
-
-// goNativePG runs pgSQL runs times through one driver.DB into the Go twin
-// of pgconsumer.c (inline extract, release, request one more) and returns
-// the fastest run, as pgconsumer does.
-func goNativePG(t *testing.T, dsn string, runs int) (rows int64, best time.Duration) {
-	t.Helper()
-	db, err := driver.Open("postgres", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for range runs {
-		h := &rowCounter{}
-		start := time.Now()
-		q, err := db.Query(t.Context(), h, pgSQL, nil, driver.OnDevice("cpu"), driver.WithBatchRows(pgBatchRows))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := q.Wait(); err != nil || h.err != nil {
-			t.Fatalf("Go-native query: %v / %v", err, h.err)
-		}
-		if d := time.Since(start); best == 0 || d < best {
-			best, rows = d, h.rows
-		}
-	}
-	return rows, best
-}
-
-// rowCounter is inlineHandler counting rows, with a window of 8.
-type rowCounter struct {
-	inlineHandler
-	rows int64
-}
-
-func (h *rowCounter) OnSchema(p async.Producer, _ *arrow.Schema) error {
-	h.p = p
-	p.Request(8)
-	return nil
-}
-
-func (h *rowCounter) OnNextTask(t async.Task, _ arrow.Metadata) error {
-	if t == nil {
-		return nil
-	}
-	b, err := t.Extract()
-	if err != nil {
-		h.err = err
-		return err
-	}
-	h.rows += b.NumRows
-	b.Release()
-	h.p.Request(1)
-	return nil
-}
+// batches of 10,000 rows (pgconsumer.c and gonative set the bound).
+const pgSQL = "SELECT g AS id, g::text AS name, g * 1.5 AS x FROM generate_series(1, 1000000) g"
 
 // TestCConsumerPostgres: a C consumer of a Volley PostgreSQL query
 // (volley_open, volley_query, volley_query_wait) reads the same rows at
@@ -306,9 +196,13 @@ func TestCConsumerPostgres(t *testing.T) {
 		if d := time.Duration(ns); cBest == 0 || d < cBest {
 			cBest = d
 		}
-		var d time.Duration
-		goRows, d = goNativePG(t, dsn, 3)
-		if goBest == 0 || d < goBest {
+		out = runProgram(t, "gonative", "pg", dsn, pgSQL, "3")
+		if m = pgOut.FindStringSubmatch(out); m == nil {
+			t.Fatalf("no rows= in output:\n%s", out)
+		}
+		goRows, _ = strconv.ParseInt(m[1], 10, 64)
+		ns, _ = strconv.ParseInt(m[3], 10, 64)
+		if d := time.Duration(ns); goBest == 0 || d < goBest {
 			goBest = d
 		}
 	}
