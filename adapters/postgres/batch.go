@@ -67,10 +67,15 @@ func (b *batcher) add(i int, v []byte) error {
 		b.reserve()
 	}
 	if err := b.decs[i].decode(v); err != nil {
-		return fmt.Errorf("postgres: column %q (%s) row %d of batch: %w", b.names[i], b.pgNames[i], b.rows, err)
+		return b.colErr(i, err)
 	}
 	b.bytes += int64(len(v)) + 4
 	return nil
+}
+
+// colErr names the column of a decode error.
+func (b *batcher) colErr(i int, err error) error {
+	return fmt.Errorf("postgres: column %q (%s) row %d of batch: %w", b.names[i], b.pgNames[i], b.rows, err)
 }
 
 // reserve guarantees capacity for the next rows: the previous batch's row

@@ -376,7 +376,7 @@ func RunChildIfRequested() {
 	}
 	if path := os.Getenv("VOLLEY_PGBENCH_CPUPROFILE"); path != "" {
 		// For looking into one mode: the profile of the child's drain.
-		if f, err := os.Create(path + "." + m); err == nil {
+		if f, err := os.Create(path + "." + m + "." + strconv.Itoa(os.Getpid())); err == nil {
 			if pprof.StartCPUProfile(f) == nil {
 				defer f.Close()
 				defer pprof.StopCPUProfile()
