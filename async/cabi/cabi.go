@@ -12,18 +12,33 @@
 //     ArrowAsyncProducer in C memory; its request and cancel reach the Go
 //     producer through a runtime/cgo.Handle and only touch its atomics.
 //     Each task's private_data is a cgo.Handle to the Go task, freed inside
-//     extract_data on every path; batches are exported as ArrowDeviceArrays
-//     (CPU record batches as a top-level struct array through arrow/cdata,
-//     device batches as ArrowArray structs in C memory whose buffers are
-//     device addresses).
-//   - Import ([Import]): a Go [async.Handler] (such as the consumer helper
-//     async.Reader) as a C-allocated handler that a C producer drives.
+//     extract_data on every path; batches are exported as ArrowDeviceArrays:
+//     record batches as a top-level struct array (common layouts, the whole
+//     tree in one C block with one handle and one release callback per
+//     batch; anything else through arrow/cdata), device batches as
+//     ArrowArray structs in C memory whose buffers are device addresses.
+//     Requests the C consumer makes from inside on_schema/on_next_task on
+//     the producer's thread are summed in C and forwarded when the callback
+//     returns, saving a crossing per request.
+//   - Import ([Import], [ImportWith]): a Go [async.Handler] (such as the
+//     consumer helper async.Reader) as a C-allocated handler that a C
+//     producer drives; CPU batches are imported through arrow/cdata, other
+//     devices' batches become async.DeviceBatch values with Array,
+//     SyncEvent and a Release that calls the C array's release.
 //
-// Memory: every struct C keeps comes from C (malloc); Go objects reached
-// from C go through cgo.Handle; no Go pointer is stored in C memory except
-// the buffer addresses arrow/cdata exports for CPU record batches, which it
-// keeps alive itself. The layout of the C structs on x86-64 is pinned by this
-// package's tests.
+// The rest serves the c-shared library (async/cabi/lib, C API in
+// include/volley/volley.h): [DemoSource] and [ProduceDemo] (a stream
+// without a database), [Collector] (a Go consumer for C producers), opaque
+// handle boxes and the thread-local last error. The parts of the C API that
+// need the driver and device layers are in async/cabi/capi.
+//
+// Memory: every struct C keeps comes from C (malloc, counted: see
+// [LiveCAllocations]); Go objects reached from C go through cgo.Handle. The
+// only Go addresses stored in C memory are the buffers of exported CPU
+// record batches (as arrow/cdata does too), which the batch's handle keeps
+// alive until the last release, and sync events as the batch gives them.
+// Go panics never unwind into C: a callback that panics returns EIO. The
+// layout of the C structs on x86-64 is pinned by this package's tests.
 package cabi
 
 /*
