@@ -58,7 +58,8 @@ type Config struct {
 	// NumericScale is the scale for NumericDecimal (0..38); default 0.
 	NumericScale int32
 	// NumericSpecial is the policy for numeric NaN and ±Infinity; default
-	// SpecialNull.
+	// SpecialNull. NumericString does not use it: it renders them as
+	// PostgreSQL prints them ("NaN", "Infinity", "-Infinity").
 	NumericSpecial SpecialPolicy
 	// Infinity is the policy for ±infinity and out-of-range dates and
 	// timestamps; default SpecialNull. It is never a silent wrap.

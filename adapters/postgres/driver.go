@@ -46,13 +46,34 @@
 // follow Config.NumericSpecial and Config.Infinity (default null; never a
 // wrong value).
 //
+// # Memory
+//
+// A COPY stream holds at most three batches at a time in the adapter and
+// a window-1 consumer together (the one the consumer holds, one queued,
+// and the one the adapter finished decoding ahead). Buffers come from
+// Config.Allocator; the default recycles the buffers of released batches
+// instead of leaving them to the garbage collector.
+//
 // # Cancellation and errors
 //
 // When a Source's Next context ends or Close is called mid-stream, the
-// adapter sends a CancelRequest and drains the rest of the result, so the
-// connection stays usable; if the drain takes longer than the grace period
-// the connection is closed and IsValid reports false. Server errors become
-// *async.Error values with an errno from the SQLSTATE and pg.* metadata.
+// adapter sends a CancelRequest (repeated with backoff, since a request
+// that reaches the backend before it started the statement is ignored) and
+// drains the rest of the result, so the connection stays usable; after a
+// 10 s grace period the connection is closed instead and IsValid reports
+// false. Contexts given to Schema and Next are honoured the same way
+// (pgconn itself would close the connection). A value that cannot be
+// decoded (or meets a SpecialError policy) fails the query with an error
+// naming the column, and the connection is drained, not closed.
+//
+// Server errors become *async.Error values with an errno from the SQLSTATE
+// (EINVAL for syntax, undefined objects and data errors; ECANCELED for
+// 57014; EIO for connection loss and 57P01 terminations; ...) and pg.*
+// metadata (MetaSQLState, MetaSeverity, MetaMessage, MetaDetail, ...), the
+// *pgconn.PgError being the Err. A connection lost without any server
+// message (a server stopped with -m immediate while the client's socket
+// was full) is EIO with no SQLSTATE; when the server did send a shutdown
+// notice first, its SQLSTATE is attached.
 package postgres
 
 import (

@@ -42,7 +42,7 @@ func TestRun(t *testing.T) {
 	}
 	rep, err := pgbench.Run(context.Background(), pgbench.Config{
 		Modes: modes,
-		DSN:   srv.DSN(), UnixDSN: srv.UnixDSN(), Rows: rows, Table: "lineitem_test", Log: &log,
+		DSN:   srv.DSN(), UnixDSN: srv.UnixDSN(), Rows: rows, Table: "lineitem_" + strconv.FormatInt(rows, 10), Log: &log,
 		BatchBytes: batch,
 	})
 	if err != nil {
