@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/volleyhq/volley/async"
@@ -380,13 +381,33 @@ func (m *Manager) Close() error {
 // hostMemory reads MemAvailable and MemTotal from /proc/meminfo; zeros
 // where it cannot.
 func hostMemory() (free, total int64) {
+	hostMem.Lock()
+	defer hostMem.Unlock()
+	if now := time.Now(); now.Sub(hostMem.at) > hostMemTTL {
+		hostMem.free, hostMem.total = readMeminfo()
+		hostMem.at = now
+	}
+	return hostMem.free, hostMem.total
+}
+
+// hostMem caches /proc/meminfo for hostMemTTL: placement asks for the
+// inventory on every query, and host memory moves slowly.
+var hostMem struct {
+	sync.Mutex
+	at          time.Time
+	free, total int64
+}
+
+const hostMemTTL = time.Second
+
+func readMeminfo() (free, total int64) {
 	f, err := os.Open("/proc/meminfo")
 	if err != nil {
 		return 0, 0
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
-	for sc.Scan() {
+	for sc.Scan() && (free == 0 || total == 0) {
 		k, v, ok := strings.Cut(sc.Text(), ":")
 		if !ok {
 			continue

@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -15,10 +16,17 @@ import (
 // rows per iteration. Compare the two ns/op figures (and rows/s):
 //
 //	go test -run '^$' -bench 'Stream(Direct|ThroughDB)' -count 6 ./driver/
-func benchStream(b *testing.B, viaDB bool) {
-	const rows, batch = 64 * 16384, 16384
+func benchStream(b *testing.B, viaDB bool) { benchRows(b, viaDB, 64*16384) }
+
+// The fixed cost per query of the placement stage, on one-row queries:
+//
+//	go test -run '^$' -bench 'Query(Direct|ThroughDB)' ./driver/
+func BenchmarkQueryDirect(b *testing.B)    { benchRows(b, false, 1) }
+func BenchmarkQueryThroughDB(b *testing.B) { benchRows(b, true, 1) }
+
+func benchRows(b *testing.B, viaDB bool, rows int64) {
 	d := &fakeDriver{mem: memory.NewGoAllocator()}
-	c, err := d.OpenConnector("fake://?rows=1048576&batch=16384")
+	c, err := d.OpenConnector(fmt.Sprintf("fake://?rows=%d&batch=16384", rows))
 	if err != nil {
 		b.Fatal(err)
 	}
