@@ -59,6 +59,9 @@ type source struct {
 	stop     chan struct{}
 	copyDone chan struct{}
 	copyErr  error // set before copyDone is closed
+	// copyNoData reports that the COPY failed before any data (set with
+	// copyErr).
+	copyNoData bool
 	stopOnce sync.Once
 	stopFlag atomic.Bool // set with stop, read by the COPY writer
 
@@ -253,7 +256,8 @@ func (s *source) startCopy() error {
 	p := &copyParser{b: b, ncols: len(s.fields)}
 	p.full = func() error { return send(b.flush()) }
 	w := &stopWriter{p: p, stop: &s.stopFlag, cancel: s.interrupt}
-	sql := "COPY (" + trimStatement(s.sql) + ") TO STDOUT (FORMAT binary)"
+	// The newline ends a trailing -- comment.
+	sql := "COPY (" + trimStatement(s.sql) + "\n) TO STDOUT (FORMAT binary)"
 	pg := s.c.pg
 	go func() {
 		defer close(s.copyDone)
@@ -275,6 +279,7 @@ func (s *source) startCopy() error {
 		}
 		if err != nil {
 			s.copyErr = err
+			s.copyNoData = p.state == 0
 		}
 	}()
 	return nil
@@ -324,6 +329,13 @@ func (s *source) nextCopy(ctx context.Context) (arrow.RecordBatch, error) {
 		}
 		<-s.copyDone
 		if s.copyErr != nil {
+			if s.copyNoData && sqlState(s.copyErr) == "42601" {
+				// The statement is valid (it was described) but COPY
+				// cannot wrap it (e.g. a trailing comment after a
+				// semicolon): run it through the extended protocol.
+				s.useCopy, s.started = false, false
+				return s.nextExtended(ctx)
+			}
 			return nil, s.c.wrap("query", s.copyErr)
 		}
 		return nil, io.EOF

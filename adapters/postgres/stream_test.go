@@ -167,12 +167,21 @@ func TestSchemaBeforeRows(t *testing.T) {
 	}
 	// Statements COPY cannot wrap go through the extended protocol.
 	for _, sql := range []string{"SHOW server_version", "EXPLAIN SELECT 1", "/* c */ (VALUES (1), (2))",
-		"CREATE TEMP TABLE sbr_t AS SELECT 1 AS x", "INSERT INTO sbr_t VALUES (2) RETURNING x", "SELECT 1;"} {
+		"CREATE TEMP TABLE sbr_t AS SELECT 1 AS x", "INSERT INTO sbr_t VALUES (2) RETURNING x", "SELECT 1;",
+		"SELECT 1 -- trailing comment", "SELECT 1; -- comment after the semicolon", "SELECT 1 INTO TEMP sbr_u",
+		"WITH a AS (INSERT INTO sbr_t VALUES (3) RETURNING x) SELECT * FROM a"} {
 		_, recs, err := readAll(ctx, c, &driver.Request{SQL: sql})
 		if err != nil {
 			t.Fatalf("%s: %v", sql, err)
 		}
+		var n int64
+		for _, r := range recs {
+			n += r.NumRows()
+		}
 		release(recs)
+		if strings.HasPrefix(sql, "SELECT 1") && !strings.Contains(sql, "INTO") && n != 1 {
+			t.Fatalf("%s: %d rows, want 1", sql, n)
+		}
 	}
 }
 
