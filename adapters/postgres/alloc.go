@@ -41,7 +41,25 @@ func class(size int) int {
 
 // Allocate returns a zeroed buffer: the smallest kept one that holds size
 // and is less than twice as large, or a new one.
-func (r *recycler) Allocate(size int) []byte {
+func (r *recycler) Allocate(size int) []byte { return r.allocate(size, true) }
+
+// dirty is the recycler for buffers whose every byte is written before it
+// is read (string offsets and data): reused buffers are not zeroed.
+type dirty struct{ *recycler }
+
+func (d dirty) Allocate(size int) []byte { return d.allocate(size, false) }
+
+func (d dirty) Reallocate(size int, b []byte) []byte {
+	if size <= cap(b) && cap(b) >= recycleMin {
+		return b[:size]
+	}
+	nb := d.allocate(size, false)
+	copy(nb, b)
+	d.Free(b)
+	return nb
+}
+
+func (r *recycler) allocate(size int, zero bool) []byte {
 	if size < recycleMin {
 		return goAlloc.Allocate(size)
 	}
@@ -58,7 +76,9 @@ func (r *recycler) Allocate(size int) []byte {
 		r.kept -= cap(b)
 		r.mu.Unlock()
 		b = b[:size]
-		clear(b)
+		if zero {
+			clear(b)
+		}
 		return b
 	}
 	r.mu.Unlock()

@@ -1,6 +1,11 @@
 package postgres
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+)
 
 func TestRecycler(t *testing.T) {
 	r := &recycler{limit: 1 << 20}
@@ -43,5 +48,48 @@ func TestRecycler(t *testing.T) {
 	}
 	if r.kept > r.limit {
 		t.Fatalf("kept %d over the limit %d", r.kept, r.limit)
+	}
+}
+
+// A string column built on dirty recycled buffers still starts its offsets
+// at zero and has exact validity bits.
+func TestStrColOnDirtyBuffers(t *testing.T) {
+	r := &recycler{limit: 64 << 20}
+	var junk [][]byte
+	for _, n := range []int{64 << 10, 128 << 10, 256 << 10, 512 << 10, 1 << 20} {
+		for k := 0; k < 3; k++ {
+			b := r.Allocate(n)
+			for i := range b {
+				b[i] = 0xff
+			}
+			junk = append(junk, b)
+		}
+	}
+	for _, b := range junk {
+		r.Free(b)
+	}
+	c := newStrCol(r, arrow.BinaryTypes.String)
+	c.reserve(50000, 200000)
+	for i := 0; i < 50000; i++ {
+		var v []byte
+		if i%5 != 0 {
+			v = []byte("ab")[:i%3]
+		}
+		if err := c.decode(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	arr := c.finish().(*array.String)
+	defer arr.Release()
+	for i := 0; i < arr.Len(); i++ {
+		if (i%5 == 0) != arr.IsNull(i) {
+			t.Fatalf("row %d: null %v", i, arr.IsNull(i))
+		}
+		if !arr.IsNull(i) && arr.Value(i) != "ab"[:i%3] {
+			t.Fatalf("row %d: %q", i, arr.Value(i))
+		}
+	}
+	if arr.NullN() != 10000 {
+		t.Fatalf("%d nulls", arr.NullN())
 	}
 }

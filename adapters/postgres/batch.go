@@ -28,11 +28,13 @@ type batcher struct {
 	room     int // rows the fixed-width builders have capacity for
 	lastData []int
 	binary   []*array.BinaryBuilder // top-level string/binary builders, or nil
+	strs     []*strCol              // top-level text/bytea columns built directly, or nil
+	schema   *arrow.Schema
 }
 
 func newBatcher(mem memory.Allocator, schema *arrow.Schema, types []*pgType, typmods []int32, cfg *Config, maxRows, maxBytes int64) (*batcher, error) {
 	b := &batcher{rb: array.NewRecordBuilder(mem, schema), maxRows: maxRows, maxBytes: maxBytes,
-		lastData: make([]int, schema.NumFields())}
+		lastData: make([]int, schema.NumFields()), strs: make([]*strCol, schema.NumFields()), schema: schema}
 	for i, f := range schema.Fields() {
 		d, err := plan(types[i], typmods[i], b.rb.Field(i), cfg, 0)
 		if err != nil {
@@ -41,6 +43,16 @@ func newBatcher(mem memory.Allocator, schema *arrow.Schema, types []*pgType, typ
 		}
 		if u, ok := d.(unsafeAppender); ok {
 			u.setUnsafe()
+		}
+		switch d.(type) {
+		case *textDec, *binaryDec:
+			// Plain utf8/binary columns (not extension types) are built
+			// directly; their record-builder field stays empty.
+			if dt := f.Type.ID(); dt == arrow.STRING || dt == arrow.BINARY {
+				sc := newStrCol(mem, f.Type)
+				b.strs[i] = sc
+				d = sc
+			}
 		}
 		b.decs = append(b.decs, d)
 		var bb *array.BinaryBuilder
@@ -87,7 +99,12 @@ func (b *batcher) reserve() {
 	case b.rows == 0 && b.lastRows > 0:
 		n = b.lastRows + b.lastRows/16
 		for i, bb := range b.binary {
-			if bb != nil && b.lastData[i] > 0 {
+			if b.lastData[i] == 0 {
+				continue
+			}
+			if sc := b.strs[i]; sc != nil {
+				sc.reserve(n, b.lastData[i]+b.lastData[i]/16)
+			} else if bb != nil {
 				bb.ReserveData(b.lastData[i] + b.lastData[i]/16)
 			}
 		}
@@ -99,14 +116,22 @@ func (b *batcher) reserve() {
 		}
 		if rest := int(est+est/16) - int(b.rows); rest > n {
 			n = rest
-			for _, bb := range b.binary {
-				if bb != nil {
+			for i, bb := range b.binary {
+				if sc := b.strs[i]; sc != nil {
+					sc.reserve(n, int(int64(sc.dlen)*int64(n)/b.rows))
+				} else if bb != nil {
 					bb.ReserveData(int(int64(bb.DataLen()) * (int64(n) + b.rows) / b.rows))
 				}
 			}
 		}
 	}
-	b.rb.Reserve(n)
+	for i, sc := range b.strs {
+		if sc != nil {
+			sc.reserve(n, 0)
+		} else {
+			b.rb.Field(i).Reserve(n)
+		}
+	}
 	b.room = n
 }
 
@@ -122,12 +147,22 @@ func (b *batcher) flush() arrow.RecordBatch {
 	if b.rows == 0 {
 		return nil
 	}
+	cols := make([]arrow.Array, len(b.decs))
 	for i, bb := range b.binary {
+		if sc := b.strs[i]; sc != nil {
+			b.lastData[i] = sc.dlen
+			cols[i] = sc.finish()
+			continue
+		}
 		if bb != nil {
 			b.lastData[i] = bb.DataLen()
 		}
+		cols[i] = b.rb.Field(i).NewArray()
 	}
-	rec := b.rb.NewRecordBatch()
+	rec := array.NewRecordBatch(b.schema, cols, b.rows)
+	for _, c := range cols {
+		c.Release()
+	}
 	b.lastRows = int(b.rows)
 	b.rows, b.bytes, b.room = 0, 0, 0
 	return rec
@@ -137,5 +172,10 @@ func (b *batcher) release() {
 	if b != nil && b.rb != nil {
 		b.rb.Release()
 		b.rb = nil
+		for _, sc := range b.strs {
+			if sc != nil {
+				sc.release()
+			}
+		}
 	}
 }

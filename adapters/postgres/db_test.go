@@ -2,6 +2,8 @@ package postgres_test
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -19,7 +21,14 @@ func TestDriverDB(t *testing.T) {
 	defer db.Close()
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
-		rows, err := db.Stream(ctx, "SELECT g::int8 AS g FROM generate_series(1, $1::int) g", []any{50000}, driver.WithBatchRows(4096))
+		// Parameters take the extended path; the plain query COPY. Both
+		// use the default (recycling) allocator, whose reused buffers must
+		// not leak old contents into text columns.
+		sql, args := "SELECT g::int8 AS g, repeat('x', g % 7) || g::text AS s FROM generate_series(1, $1::int) g", []any{200000}
+		if i == 1 {
+			sql, args = "SELECT g::int8 AS g, repeat('x', g % 7) || g::text AS s FROM generate_series(1, 200000) g", nil
+		}
+		rows, err := db.Stream(ctx, sql, args, driver.WithBatchRows(20000))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -29,8 +38,13 @@ func TestDriverDB(t *testing.T) {
 				t.Fatal(err)
 			}
 			a := b.Record.Column(0).(*array.Int64)
+			txt := b.Record.Column(1).(*array.String)
 			for j := 0; j < a.Len(); j++ {
-				sum += a.Value(j)
+				g := a.Value(j)
+				sum += g
+				if want := strings.Repeat("x", int(g%7)) + strconv.FormatInt(g, 10); txt.Value(j) != want {
+					t.Fatalf("row %d: text %q, want %q", g, txt.Value(j), want)
+				}
 			}
 			n += b.NumRows
 			b.Release()
@@ -38,7 +52,7 @@ func TestDriverDB(t *testing.T) {
 		if err := rows.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if n != 50000 || sum != 50000*50001/2 {
+		if n != 200000 || sum != 200000*200001/2 {
 			t.Fatalf("rows %d sum %d", n, sum)
 		}
 		// A stream closed early: the query is cancelled, the connection

@@ -62,8 +62,8 @@ type source struct {
 	// copyNoData reports that the COPY failed before any data (set with
 	// copyErr).
 	copyNoData bool
-	stopOnce sync.Once
-	stopFlag atomic.Bool // set with stop, read by the COPY writer
+	stopOnce   sync.Once
+	stopFlag   atomic.Bool // set with stop, read by the COPY writer
 
 	// Extended path.
 	rr *pgconn.ResultReader
