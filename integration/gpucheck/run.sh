@@ -15,7 +15,10 @@
 #                    device memory
 #   3 bandwidth      raw pinned cuMemcpyHtoDAsync vs Volley's pipeline vs a CPU
 #                    stream (GB/s and ratio; target >= 80% of raw pinned)
-#   4 cupy consumer  through .cache/lib/libvolley.so: left to the integrator
+#   4 cupy consumer  through .cache/lib/libvolley.so (cupy_check.py): 64
+#                    batches onto cuda:0, each id column summed on the GPU by
+#                    CuPy without a copy after its sync event; GPU memory back
+#                    to its baseline; skipped where CuPy does not import
 #   5 fallback       with the CUDA library pointed nowhere the stream lands on
 #                    the CPU and says why
 # Exit status: 0 pass; 1 correct but below the bandwidth target; 2 a check
@@ -38,9 +41,24 @@ if [ "$rc" -eq 124 ]; then
   rc=2
 fi
 echo "== step 4: cupy consumer"
-if [ -f .cache/lib/libvolley.so ] && python3 -c 'import cupy, pyarrow' >/dev/null 2>&1; then
-  echo "step 4: libvolley.so and CuPy are present; the CuPy consumer script is not written yet (integrator)"
+# integration/gpucheck/cupy_check.py: a ctypes consumer of libvolley's C API
+# that sums each batch's id column on the GPU through CuPy, zero-copy, after
+# waiting on the batch's sync event (its CPU modes run in pycheck_test.go).
+if [ "$rc" -eq 3 ]; then
+  echo "step 4: skipped: no usable GPU (see step 1)"
+elif [ ! -f .cache/lib/libvolley.so ]; then
+  echo "step 4: skipped: .cache/lib/libvolley.so not found (build it with 'make lib' and carry .cache/lib)"
+elif ! command -v python3 >/dev/null 2>&1; then
+  echo "step 4: skipped: python3 not found on this machine"
+elif ! why=$(python3 -c 'import cupy' 2>&1); then
+  echo "step 4: skipped: CuPy does not import on this machine: $(printf '%s\n' "$why" | tail -n 1)"
 else
-  echo "step 4: skipped (needs .cache/lib/libvolley.so, python3, cupy and pyarrow)"
+  timeout 100 python3 integration/gpucheck/cupy_check.py --lib .cache/lib/libvolley.so \
+    --device cuda:0 --batches 64 --rows 1000000 --timeout 90
+  rc4=$?
+  if [ "$rc4" -ne 0 ]; then
+    echo "step 4: FAIL (cupy_check.py exit $rc4)" >&2
+    rc=2
+  fi
 fi
 exit "$rc"
