@@ -188,7 +188,7 @@ class CupyGPU:
 
     name = "cupy"
 
-    def __init__(self, ordinal):
+    def __init__(self, ordinal, rows):
         import cupy  # noqa: F401 (ImportError is the caller's message)
 
         self.cp = cupy
@@ -196,9 +196,11 @@ class CupyGPU:
         self.dev = cupy.cuda.Device(ordinal)
         self.dev.use()
         self.stream = cupy.cuda.Stream(non_blocking=True)
-        # Warm up (context, reduction kernel, pool) before the baseline.
+        # Warm up (context, the very reduction the batches get, pool) before
+        # the baseline, so that only Volley's memory is in the comparison.
         with self.dev, self.stream:
-            int(cupy.arange(1024, dtype=cupy.int64).sum())
+            n = max(rows, 1024)
+            int(cupy.arange(n, dtype=cupy.int64).sum(dtype=cupy.int64).get(stream=self.stream))
         self.stream.synchronize()
         cupy.get_default_memory_pool().free_all_blocks()
 
@@ -537,7 +539,8 @@ def main(argv=None):
     ap.add_argument("--window", type=int, default=4, help="requests outstanding")
     ap.add_argument("--timeout", type=float, default=240, help="seconds to wait for the handler's release")
     ap.add_argument("--mem-tolerance-mib", type=float, default=64,
-                    help="GPU free memory may end this far below its baseline")
+                    help="GPU free memory may end this far below its baseline (a leaked batch is caught "
+                    "by volley_debug_live_allocations; this catches device memory kept by the library)")
     args = ap.parse_args(argv)
     what = "device %s%s, %d batches of %d rows" % (args.device, " (simulated)" if args.simulated else "",
                                                    args.batches, args.rows)
@@ -568,7 +571,7 @@ def main(argv=None):
     if kind != "cpu" and not args.simulated:
         ordinal = int(args.device.split(":")[1])
         try:
-            gpu = CupyGPU(ordinal) if args.backend == "cupy" else DriverGPU(ordinal, args.cuda_lib)
+            gpu = CupyGPU(ordinal, args.rows) if args.backend == "cupy" else DriverGPU(ordinal, args.cuda_lib)
         except ImportError as e:
             return finish(["CuPy is needed for --device %s (pip install cupy-cuda13x, or --backend driver): %s"
                            % (args.device, e)])
