@@ -71,8 +71,9 @@
 // 57014; EIO for connection loss and 57P01 terminations; ...) and pg.*
 // metadata (MetaSQLState, MetaSeverity, MetaMessage, MetaDetail, ...), the
 // *pgconn.PgError being the Err. A connection lost without any server
-// message (a server stopped with -m immediate while the client's socket
-// was full) is EIO with no SQLSTATE; when the server did send a shutdown
+// message (a server stopped with -m immediate, or a backend terminated,
+// while the client's socket was full: the server cannot send its FATAL
+// then) is EIO with no SQLSTATE; when the server did send a shutdown
 // notice first, its SQLSTATE is attached.
 package postgres
 

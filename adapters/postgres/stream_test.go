@@ -481,10 +481,14 @@ func TestBackendTerminatedMidStream(t *testing.T) {
 			b, err = src.Next(context.Background())
 			b.Release()
 		}
+		// The backend sends FATAL 57P01 when it can; when it is terminated
+		// while blocked writing to a full socket, it cannot, and the client
+		// sees the connection end after the buffered rows.
 		code, state := errCode(err)
-		if state != "57P01" || code != async.EIO {
-			t.Errorf("args %v: err %v (code %v, state %q), want SQLSTATE 57P01 / EIO", args, err, code, state)
+		if code != async.EIO || (state != "57P01" && state != "") || !strings.HasPrefix(err.Error(), "postgres") && state == "" {
+			t.Errorf("args %v: err %v (code %v, state %q), want EIO with SQLSTATE 57P01 (or a lost connection)", args, err, code, state)
 		}
+		t.Logf("args %v: %v (state %q)", args, err, state)
 		src.Close()
 		if c.IsValid() {
 			t.Error("connection valid after its backend was terminated")

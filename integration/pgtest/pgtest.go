@@ -4,7 +4,9 @@
 // PostgreSQL binaries, starts it on 127.0.0.1 with a free port and a private
 // unix socket directory (fsync and full_page_writes off: the data is
 // throw-away), and [Server.Close] stops it (immediate shutdown) and removes
-// the directory. When the process runs as root, initdb and the server run as
+// the directory. The server is a child process with a parent-death signal:
+// if the process that started it dies without Close, the server stops too
+// (its directory is left in the temp dir). When the process runs as root, initdb and the server run as
 // an unprivileged system user (postgres or nobody, or a volleypg user created
 // on demand), because PostgreSQL refuses to run as root.
 //
@@ -27,10 +29,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // EnvDSN is the environment variable that points tests at an existing
@@ -69,6 +72,9 @@ type Server struct {
 	binDir       string
 	cred         *syscall.Credential
 
+	mu   sync.Mutex  // guards proc
+	proc *os.Process // the postmaster, nil once stopped
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -99,20 +105,17 @@ func (s *Server) BinDir() string { return s.binDir }
 // External reports whether the server was not started by this package.
 func (s *Server) External() bool { return s.dir == "" }
 
-// Close stops the cluster (pg_ctl stop -m immediate) and removes its
-// directory. It is idempotent; for an external server it does nothing.
+// Close stops the cluster (immediate shutdown) and removes its directory.
+// It is idempotent; for an external server it does nothing.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		if s.dir == "" {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		out, err := s.pgCtl(ctx, "stop", "-D", s.DataDir(), "-m", "immediate", "-w")
-		if err != nil && !bytes.Contains(out, []byte("Is server running?")) {
-			s.closeErr = fmt.Errorf("pgtest: pg_ctl stop: %w: %s", err, bytes.TrimSpace(out))
-		}
-		if err := os.RemoveAll(s.dir); err != nil && s.closeErr == nil {
+		s.mu.Lock()
+		s.kill()
+		s.mu.Unlock()
+		if err := os.RemoveAll(s.dir); err != nil {
 			s.closeErr = fmt.Errorf("pgtest: remove cluster dir: %w", err)
 		}
 	})
@@ -125,10 +128,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.dir == "" {
 		return errors.New("pgtest: cannot stop an external server")
 	}
-	out, err := s.pgCtl(ctx, "stop", "-D", s.DataDir(), "-m", "immediate", "-w")
-	if err != nil {
-		return fmt.Errorf("pgtest: pg_ctl stop: %w: %s", err, bytes.TrimSpace(out))
-	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.kill()
 	return nil
 }
 
@@ -210,27 +212,17 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			return nil, err
 		}
 		settings["port"] = strconv.Itoa(port)
-		keys := make([]string, 0, len(settings))
-		for k := range settings {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		var o strings.Builder
-		for _, k := range keys {
-			fmt.Fprintf(&o, "-c %s='%s' ", k, strings.ReplaceAll(settings[k], "'", `\'`))
-		}
-		out, err := s.pgCtl(ctx, "start", "-D", s.DataDir(), "-w", "-t", "60",
-			"-l", filepath.Join(dir, "server.log"), "-o", o.String())
-		if err == nil {
-			s.port = port
-			s.dsn = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
-			s.unixDSN = fmt.Sprintf("postgres://postgres@/postgres?host=%s&port=%d&sslmode=disable",
-				url.QueryEscape(sock), port)
+		s.port = port
+		s.dsn = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+		s.unixDSN = fmt.Sprintf("postgres://postgres@/postgres?host=%s&port=%d&sslmode=disable",
+			url.QueryEscape(sock), port)
+		lastErr = s.startPostmaster(ctx, settings)
+		if lastErr == nil {
 			ok = true
 			return s, nil
 		}
 		log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
-		lastErr = fmt.Errorf("pgtest: pg_ctl start: %w: %s\n%s", err, bytes.TrimSpace(out), tail(log, 2000))
+		lastErr = fmt.Errorf("%w\n%s", lastErr, tail(log, 2000))
 		if ctx.Err() != nil || !bytes.Contains(log, []byte("could not bind")) {
 			break
 		}
@@ -238,15 +230,87 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	return nil, lastErr
 }
 
+// startPostmaster runs postgres itself as a child process (not through
+// pg_ctl, which daemonizes it) with a parent-death signal: when the process
+// that started it dies without Close (a test binary killed by -timeout, a
+// CLI interrupted), the server gets SIGQUIT and shuts down at once instead
+// of outliving it. It returns when the server accepts connections.
+func (s *Server) startPostmaster(ctx context.Context, settings map[string]string) error {
+	keys := make([]string, 0, len(settings))
+	for k := range settings {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	args := []string{"-D", s.DataDir()}
+	for _, k := range keys {
+		args = append(args, "-c", k+"="+settings[k])
+	}
+	logf, err := os.OpenFile(filepath.Join(s.dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("pgtest: %w", err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(filepath.Join(s.binDir, "postgres"), args...)
+	cmd.Dir = s.dir
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "PGTZ=UTC", "TZ=UTC")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Pdeathsig: syscall.SIGQUIT, Setpgid: true}
+	// The parent-death signal follows the OS thread that forks; start from
+	// a fresh goroutine, which never runs on a locked (and so mortal) thread.
+	started := make(chan error, 1)
+	go func() { started <- cmd.Start() }()
+	if err := <-started; err != nil {
+		return fmt.Errorf("pgtest: start postgres: %w", err)
+	}
+	s.proc = cmd.Process
+	// Wait for readiness: nothing to block on but the socket itself.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var ws syscall.WaitStatus
+		if pid, _ := syscall.Wait4(s.proc.Pid, &ws, syscall.WNOHANG, nil); pid == s.proc.Pid {
+			s.proc = nil
+			return fmt.Errorf("pgtest: postgres exited during startup (%v)", ws)
+		}
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		c, err := pgconn.Connect(cctx, s.unixDSN)
+		cancel()
+		if err == nil {
+			c.Close(context.Background())
+			return nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			s.kill()
+			return fmt.Errorf("pgtest: postgres not ready: %w", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// kill stops the postmaster immediately (SIGQUIT) and reaps it.
+func (s *Server) kill() {
+	if s.proc == nil {
+		return
+	}
+	_ = s.proc.Signal(syscall.SIGQUIT)
+	done := make(chan struct{})
+	t := time.AfterFunc(30*time.Second, func() {
+		select {
+		case <-done:
+		default:
+			_ = s.proc.Kill()
+		}
+	})
+	_, _ = s.proc.Wait()
+	close(done)
+	t.Stop()
+	s.proc = nil
+}
+
 func tail(b []byte, n int) []byte {
 	if len(b) > n {
 		return b[len(b)-n:]
 	}
 	return b
-}
-
-func (s *Server) pgCtl(ctx context.Context, args ...string) ([]byte, error) {
-	return s.run(ctx, filepath.Join(s.binDir, "pg_ctl"), args...)
 }
 
 // run runs a PostgreSQL binary as the cluster's user.
