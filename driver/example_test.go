@@ -18,7 +18,9 @@ import (
 // text as one utf8 column, in one batch.
 type wordsDriver struct{}
 
-func (wordsDriver) Open(ctx context.Context, dsn string) (driver.Conn, error) { return wordsConn{}, nil }
+func (wordsDriver) Open(ctx context.Context, dsn string) (driver.Conn, error) {
+	return wordsConn{}, nil
+}
 
 type wordsConn struct{}
 
