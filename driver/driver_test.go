@@ -3,9 +3,11 @@ package driver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -61,6 +63,8 @@ func drain(t *testing.T, rows *Rows) int64 {
 	return n
 }
 
+var registryRuns atomic.Int64
+
 func TestRegistry(t *testing.T) {
 	mustPanic := func(name string, f func()) {
 		t.Helper()
@@ -71,18 +75,21 @@ func TestRegistry(t *testing.T) {
 		}()
 		f()
 	}
-	Register("fake-registry-b", &fakeDriver{})
-	Register("fake-registry-a", &fakeDriver{})
+	// Unique names per run, so that -count=N does not register twice.
+	run := registryRuns.Add(1)
+	a, b := fmt.Sprintf("fake-registry-%d-a", run), fmt.Sprintf("fake-registry-%d-b", run)
+	Register(b, &fakeDriver{})
+	Register(a, &fakeDriver{})
 	mustPanic("Register(nil)", func() { Register("fake-nil", nil) })
-	mustPanic("duplicate Register", func() { Register("fake-registry-a", &fakeDriver{}) })
+	mustPanic("duplicate Register", func() { Register(a, &fakeDriver{}) })
 
 	names := Drivers()
 	ia, ib := -1, -1
 	for i, n := range names {
 		switch n {
-		case "fake-registry-a":
+		case a:
 			ia = i
-		case "fake-registry-b":
+		case b:
 			ib = i
 		}
 	}
@@ -92,14 +99,14 @@ func TestRegistry(t *testing.T) {
 
 	_, err := Open("no-such-driver", "x")
 	if !errors.Is(err, ErrUnknownDriver) || !strings.Contains(err.Error(), "(forgotten import?)") ||
-		!strings.Contains(err.Error(), "fake-registry-a") {
+		!strings.Contains(err.Error(), a) {
 		t.Fatalf("Open(unknown) = %v; want ErrUnknownDriver naming the known drivers", err)
 	}
-	_, err = Open("fake-registry-a", "fake://?rows=ten")
+	_, err = Open(a, "fake://?rows=ten")
 	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `rows="ten" is not a number`) {
 		t.Fatalf("Open(malformed DSN) = %v; want an ErrInvalid naming the parameter", err)
 	}
-	db, err := Open("fake-registry-a", "fake://?rows=3")
+	db, err := Open(a, "fake://?rows=3")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,12 +240,59 @@ func TestPoolQueuesBeyondMaxOpen(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := d.opened.Load(); got > 2 {
-		t.Fatalf("opened %d connections with MaxOpen 2", got)
+	opened := d.opened.Load()
+	if opened > 2 {
+		t.Fatalf("opened %d connections with MaxOpen 2", opened)
 	}
-	st := db.Stats()
-	if st.Waits == 0 || st.Reused < 10 {
-		t.Fatalf("pool stats %+v: want waits and reuse", st)
+	if st := db.Stats(); st.Reused != 12-opened {
+		t.Fatalf("pool stats %+v with %d opened: every other query must reuse a connection", st, opened)
+	}
+}
+
+// TestPoolWaitsForAConnection holds the only connection with a stream that
+// is not read to its end: a second query must wait for it, and then reuse
+// it rather than open another.
+func TestPoolWaitsForAConnection(t *testing.T) {
+	db, d := newFakeDB(t, "fake://?rows=100&batch=10", Config{MaxOpen: 1})
+	first, err := db.Stream(t.Context(), "q", nil, WithWindow(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := first.Next(t.Context()) // the first query now holds the connection
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Release()
+	second, err := db.Stream(t.Context(), "q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-second.Query().Done():
+		t.Fatal("the second query ended while the only connection was taken")
+	default:
+	}
+	var rest int64
+	for b, err := range first.All(t.Context()) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		rest += b.NumRows
+		b.Release()
+	}
+	if rest != 90 {
+		t.Fatalf("first query: %d more rows, want 90", rest)
+	}
+	first.Close()
+	if n := drain(t, second); n != 100 {
+		t.Fatalf("second query: %d rows", n)
+	}
+	second.Close()
+	if got := d.opened.Load(); got != 1 {
+		t.Fatalf("opened %d connections with MaxOpen 1", got)
+	}
+	if st := db.Stats(); st.Reused != 1 {
+		t.Fatalf("pool %+v: want the second query to reuse the first's connection", st)
 	}
 }
 

@@ -41,11 +41,12 @@ func (wordsConn) Query(ctx context.Context, req *driver.Request) (async.Source, 
 	return async.SourceFromRecordReader(rr), nil
 }
 
-// Register a driver, open it by name and stream a query's result as Arrow
+// Adapters register themselves from init, as this one does.
+func init() { driver.Register("words", wordsDriver{}) }
+
+// Open a registered driver by name and stream a query's result as Arrow
 // record batches, with the placement decision the policy took.
 func Example() {
-	driver.Register("words", wordsDriver{})
-
 	// A machine without GPUs, so that the example prints the same
 	// everywhere: the CUDA library is pointed at a path that does not exist.
 	devices := devicebuf.NewManager(devicebuf.Options{CUDALibraryPath: "/nonexistent/libcuda.so.1"})

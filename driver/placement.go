@@ -168,13 +168,13 @@ func (p DefaultPolicy) Place(ctx context.Context, req *PlacementRequest) (Placem
 			fits := float64(best.FreeBytes) * (1 - p.Headroom)
 			switch {
 			case float64(est.Bytes) > fits:
-				why = fmt.Sprintf("%s estimate does not fit in %s of %s free on %s", bytesText(est.Bytes),
-					bytesText(int64(fits)), bytesText(best.FreeBytes), best.Device)
+				why = fmt.Sprintf("%s estimate does not fit in %s of %s free on %s", FormatBytes(est.Bytes),
+					FormatBytes(int64(fits)), FormatBytes(best.FreeBytes), best.Device)
 			case est.Bytes < p.MinTransferBytes:
-				why = fmt.Sprintf("%s estimate is below the %s worth a transfer", bytesText(est.Bytes), bytesText(p.MinTransferBytes))
+				why = fmt.Sprintf("%s estimate is below the %s worth a transfer", FormatBytes(est.Bytes), FormatBytes(p.MinTransferBytes))
 			default:
 				return Placement{Device: best.Device, EstimateBytes: estBytes, Reason: fmt.Sprintf(
-					"auto: %s estimate fits in %s free on %s", bytesText(est.Bytes), bytesText(best.FreeBytes), best.Device)}, nil
+					"auto: %s estimate fits in %s free on %s", FormatBytes(est.Bytes), FormatBytes(best.FreeBytes), best.Device)}, nil
 			}
 		}
 	} else if best != nil {
@@ -262,8 +262,9 @@ func typesText(ts []async.DeviceType) string {
 	return s
 }
 
-// bytesText writes n in binary units ("1.2 GiB").
-func bytesText(n int64) string {
+// FormatBytes writes n in binary units ("1.2 GiB"), as placement reasons
+// do.
+func FormatBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return strconv.FormatInt(n, 10) + " B"

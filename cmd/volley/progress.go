@@ -101,19 +101,8 @@ func count(n int64) string {
 	return neg + s
 }
 
-// bytesText writes n in binary units ("1.2 GiB").
-func bytesText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return strconv.FormatInt(n, 10) + " B"
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+// bytesText writes n in binary units ("1.2 GiB"), as placement reasons do.
+func bytesText(n int64) string { return driver.FormatBytes(n) }
 
 // rate writes rows/s and bytes/s over d.
 func rate(rows, bytes int64, d time.Duration) string {
