@@ -373,6 +373,12 @@ func TestPoolingAndCoalescing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Wait before releasing: a batch released while its copy is in flight
+	// returns its block to the pool only when the copy completes, and the
+	// next Move would not find it there yet.
+	if err := b.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	b.Release()
 	pins, allocs, copies := e.sim.Pins(), e.sim.DeviceAllocs(), e.sim.Copies()
 	if pins != 2 {
