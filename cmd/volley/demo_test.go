@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/volleyhq/volley/integration/duckdbtest"
+	"github.com/volleyhq/volley/integration/pgbench"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -97,38 +99,90 @@ func TestDevices(t *testing.T) {
 	}
 }
 
-// TestBench runs the comparison on a small table over the unix socket:
-// every method reads every row, each with its own CPU and RSS figures.
+// TestBench runs the comparison as a user would, through the pgbench
+// harness: on a small table over the ephemeral cluster's unix socket (JSON),
+// and against the test's server with --dsn (the text table). Every client
+// reads every row in its own child process, with its own CPU and (but for
+// psql, whose kernel figure would include this process's) peak RSS.
 func TestBench(t *testing.T) {
-	r := mustRun(t, runOpts{}, "bench", "--rows", "20000", "--runs", "1", "--transport", "unix", "--stats", "json")
-	var out struct {
-		Rows      int64      `json:"rows"`
-		Transport string     `json:"transport"`
-		Results   []benchRun `json:"results"`
-	}
-	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+	const rows = 20000
+	r := mustRun(t, runOpts{}, "bench", "--rows", fmt.Sprint(rows), "--runs", "3", "--transport", "unix",
+		"--batch-bytes", "1MiB", "--stats", "json")
+	var rep pgbench.Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatalf("bench --stats json: %v\n%s", err, r.stdout)
 	}
-	var methods []string
-	for _, res := range out.Results {
-		methods = append(methods, res.Method)
-		if res.WallSeconds <= 0 || res.CPUSeconds <= 0 || res.PeakRSSBytes <= 0 {
-			t.Errorf("%s: %+v", res.Method, res)
+	var modes []string
+	for _, res := range rep.Results {
+		modes = append(modes, string(res.Mode))
+		if res.Err != "" || res.Wall <= 0 || res.Runs != 3 || res.Query != "select-*" {
+			t.Errorf("%s: %+v", res.Mode, res)
 		}
-		if res.Method != "psql" && res.Rows != 20000 {
-			t.Errorf("%s read %d rows", res.Method, res.Rows)
+		if res.Mode == pgbench.ServerFloor {
+			continue
 		}
-		if res.Method == "volley" && res.WallVsVolley != 1 {
-			t.Errorf("volley's own ratio is %v", res.WallVsVolley)
+		if res.Transport != "unix" || res.CPU() <= 0 {
+			t.Errorf("%s: %+v", res.Mode, res)
+		}
+		if res.Mode != pgbench.Psql && (res.PeakRSS <= 0 || res.PeakRSS > 1<<30) {
+			t.Errorf("%s: peak RSS %d", res.Mode, res.PeakRSS)
+		}
+		if (res.Mode == pgbench.PgxScan || res.Mode == pgbench.Volley) && res.Rows != rows {
+			t.Errorf("%s read %d rows", res.Mode, res.Rows)
+		}
+		if res.Mode == pgbench.PgxRaw && res.Bytes < rows*16 {
+			t.Errorf("pgx-raw: %d COPY bytes for %d rows", res.Bytes, rows)
 		}
 	}
-	if got := strings.Join(methods, ","); got != "server floor,psql,pgx raw,pgx scan,volley" || out.Transport != "unix" {
-		t.Errorf("methods %s over %s", got, out.Transport)
+	if got := strings.Join(modes, ","); got != "server-floor,psql,pgx-raw,pgx-scan,volley" || rep.Rows != rows || rep.Runs != 3 {
+		t.Errorf("modes %s, %d rows, %d runs", got, rep.Rows, rep.Runs)
 	}
-	// The text form: one table, a row per method.
+	if !strings.Contains(r.stderr, "volley bench: starting an ephemeral PostgreSQL cluster") ||
+		!strings.Contains(r.stderr, "volley bench: select-*  unix   volley       run 3/3") {
+		t.Errorf("progress:\n%s", r.stderr)
+	}
+
+	// The text form: a header, a row per mode with Volley's ratios, the
+	// footer; the table is dropped afterwards.
 	r = mustRun(t, runOpts{}, "bench", "--rows", "1000", "--runs", "1", "--dsn", pgServer.DSN())
-	if !strings.Contains(r.stdout, "METHOD") || strings.Count(r.stdout, "\n") != 7 {
-		t.Errorf("bench table:\n%s", r.stdout)
+	lines := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
+	if len(lines) != 7 || !strings.Contains(lines[0], "volley/psql wall") || !strings.HasSuffix(lines[6], "rows in table: 1000") {
+		t.Fatalf("bench table:\n%s", r.stdout)
+	}
+	for i, mode := range []string{"server-floor", "psql", "pgx-raw", "pgx-scan", "volley"} {
+		f := strings.Fields(lines[i+1])
+		if len(f) < 3 || f[2] != mode || (mode != "volley" && strings.Contains(lines[i+1], "x ")) {
+			t.Errorf("row %d: %q", i+1, lines[i+1])
+		}
+	}
+	if f := strings.Fields(lines[5]); len(f) != 13 || f[3] != "1000" || !strings.HasSuffix(f[12], "x") {
+		t.Errorf("volley row: %q", lines[5])
+	}
+	conn, err := pgx.Connect(context.Background(), pgServer.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var gone bool
+	if err := conn.QueryRow(context.Background(), "SELECT to_regclass($1) IS NULL", benchTable).Scan(&gone); err != nil || !gone {
+		t.Errorf("%s not dropped (%v)", benchTable, err)
+	}
+
+	// An ADBC driver that is not there is a connection error, before any work.
+	r = volley(t, runOpts{}, "bench", "--adbc-driver", "/nonexistent/libadbc.so")
+	if r.code != exitConnect || !strings.Contains(r.stderr, "no such file") {
+		t.Errorf("missing --adbc-driver: exit %d: %s", r.code, r.stderr)
+	}
+	// One that cannot read the table (DuckDB has no volley_bench_lineitem):
+	// the table still has every row, the adbc one with its error, and the
+	// exit code says a measurement failed.
+	r = volley(t, runOpts{}, "bench", "--rows", "1000", "--runs", "1", "--dsn", pgServer.DSN(),
+		"--adbc-driver", duckdbLib, "--adbc-entrypoint", duckdbtest.EntryPoint)
+	lines = strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
+	if r.code != exitError || len(lines) != 8 || !strings.Contains(lines[0], "volley/adbc wall") ||
+		!strings.Contains(lines[6], "adbc") || !strings.Contains(lines[6], "error:") ||
+		!strings.Contains(r.stderr, "1 of 6 measurements failed; adbc: ") {
+		t.Errorf("bench with a failing ADBC driver: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }
 

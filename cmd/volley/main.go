@@ -23,6 +23,7 @@ import (
 
 	_ "github.com/volleyhq/volley/adapters/adbc"     // registers "adbc"
 	_ "github.com/volleyhq/volley/adapters/postgres" // registers "postgres", "postgresql"
+	"github.com/volleyhq/volley/integration/pgbench"
 )
 
 // duckdbDriverPath is the embedded DuckDB ADBC driver's path baked in at
@@ -74,9 +75,8 @@ type env struct {
 }
 
 func main() {
-	if runBenchChild() {
-		return
-	}
+	// A `volley bench` child measures one client and exits.
+	pgbench.RunChildIfRequested()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// After the first signal, a second one kills the process the default way.
 	context.AfterFunc(ctx, stop)

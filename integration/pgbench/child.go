@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/volleyhq/volley/adapters/adbc"
 	"github.com/volleyhq/volley/adapters/postgres"
 	"github.com/volleyhq/volley/async"
 	"github.com/volleyhq/volley/driver"
@@ -33,6 +34,8 @@ func runMode(ctx context.Context, m Mode, dsn, sql string, batchBytes int64, win
 		return scan(ctx, dsn, sql)
 	case Volley:
 		return volley(ctx, dsn, sql, batchBytes, window)
+	case ADBC:
+		return adbcRead(ctx, dsn, sql, batchBytes)
 	}
 	return 0, 0, fmt.Errorf("pgbench: unknown child mode %q", m)
 }
@@ -114,6 +117,46 @@ func volley(ctx context.Context, dsn, sql string, batchBytes int64, window int) 
 	}
 	r.Close()
 	return rows, size, st.Wait()
+}
+
+// adbcRead streams sql through Volley's adbc adapter onto the CPU; dsn is
+// the adapter's (driver library, entry point, options).
+func adbcRead(ctx context.Context, dsn, sql string, batchBytes int64) (int64, int64, error) {
+	cfg, err := adbc.ParseDSN(dsn)
+	if err != nil {
+		return 0, 0, err
+	}
+	c, err := cfg.Connector()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.Close()
+	db, err := driver.OpenDB(c, driver.Config{MaxOpen: 1, MaxIdle: 1})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer db.Close()
+	opts := []driver.QueryOption{driver.OnDevice("cpu"), driver.WithAccept(async.DeviceCPU)}
+	if batchBytes > 0 {
+		opts = append(opts, driver.WithBatchBytes(batchBytes))
+	}
+	rows, err := db.Stream(ctx, sql, nil, opts...)
+	if err != nil {
+		return 0, 0, err
+	}
+	var n, size int64
+	for b, err := range rows.All(ctx) {
+		if err != nil {
+			rows.Close()
+			return n, size, err
+		}
+		n += b.NumRows
+		for _, col := range b.Record.Columns() {
+			size += dataSize(col.Data())
+		}
+		b.Release()
+	}
+	return n, size, rows.Close()
 }
 
 // dataSize is the byte size of an array's buffers, children included.

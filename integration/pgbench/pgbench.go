@@ -1,34 +1,40 @@
 // Package pgbench compares Volley's PostgreSQL reads with the usual ways of
 // draining a result: the server's own floor (COPY to /dev/null on the
 // server), psql's binary COPY to /dev/null, pgx's raw CopyTo into a byte
-// counter, pgx Query+Scan into Go values, and Volley (Source → async.Produce
-// → Reader, releasing each batch).
+// counter, pgx Query+Scan into Go values, Volley (Source → async.Produce →
+// Reader, releasing each batch) and, optionally, any ADBC C driver through
+// Volley's adbc adapter.
 //
 // Each client runs in its own child process, so that its wall time, CPU
 // (user+sys) and peak RSS are its own: [Run] re-executes a binary (by
 // default os.Args[0]) with environment variables that select the mode, and
 // that binary must call [RunChildIfRequested] first thing in main (or in
 // TestMain). The table is lineitem-shaped (TPC-H's 16 columns and types),
-// generated in SQL with generate_series.
+// generated in SQL with generate_series. `volley bench` is a command-line
+// front end to [Run].
 package pgbench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/volleyhq/volley/adapters/adbc"
 )
 
 // Mode is one way of draining a query.
@@ -49,32 +55,56 @@ const (
 	// Volley runs the postgres adapter's Source through async.Produce and
 	// an async.Reader, releasing each batch.
 	Volley Mode = "volley"
+	// ADBC runs an ADBC C driver library ([Config.ADBCDriver]) through
+	// Volley's adbc adapter (driver.OpenDB, DB.Stream onto the CPU),
+	// releasing each batch. It runs only when Config.ADBCDriver is set.
+	ADBC Mode = "adbc"
 )
 
-// AllModes lists every mode.
+// AllModes lists every mode that needs no configuration beyond a DSN; the
+// default of [Config.Modes] is these, then [ADBC] when Config.ADBCDriver
+// is set.
 var AllModes = []Mode{ServerFloor, Psql, PgxRaw, PgxScan, Volley}
 
-// Queries are the measured statements, by name.
-var Queries = []struct{ Name, SQL string }{
+// Query is one measured statement; %s in SQL is the quoted table name.
+type Query struct{ Name, SQL string }
+
+// Queries are the measured statements, the default of [Config.Queries].
+var Queries = []Query{
 	{"select-*", "SELECT * FROM %s"},
 	{"project-4", "SELECT l_orderkey, l_quantity, l_extendedprice, l_shipdate FROM %s"},
 }
 
+// Transport is one way clients reach the server: a name for the table
+// (tcp, unix, ...) and the DSN client modes use.
+type Transport struct{ Name, DSN string }
+
 // Config configures [Run]. Only DSN is required.
 type Config struct {
-	// DSN is a superuser connection over TCP; it is used to create the
-	// table and for the server floor.
+	// DSN is a superuser connection; it is used to create the table and
+	// for the server floor, and by default by the clients ("tcp").
 	DSN string
-	// UnixDSN, when set, repeats the client measurements over the unix
-	// socket.
+	// UnixDSN, when set and Transports is not, repeats the client
+	// measurements over the unix socket.
 	UnixDSN string
+	// Transports are the client transports; default "tcp" over DSN, then
+	// "unix" over UnixDSN when set.
+	Transports []Transport
 	// Rows is the table's row count; default 100,000 (SF1 is 6,001,215).
 	// An existing table with this many rows is reused.
 	Rows int64
 	// Table is the table name; default "lineitem".
 	Table string
-	// Modes selects modes; default AllModes.
+	// Drop drops the table when Run returns.
+	Drop bool
+	// Queries selects the statements; default [Queries].
+	Queries []Query
+	// Modes selects modes; default [AllModes] (and [ADBC] when ADBCDriver
+	// is set).
 	Modes []Mode
+	// Runs is how often each measurement is taken; the run with the median
+	// wall time is reported. Default 1.
+	Runs int
 	// Binary is the executable re-run for child modes; default os.Args[0].
 	// It must call RunChildIfRequested at start.
 	Binary string
@@ -86,6 +116,17 @@ type Config struct {
 	// default 1: the consumer holds one batch, one is queued, and the
 	// adapter decodes the next.
 	Window int
+	// ADBCDriver is the ADBC C driver library the ADBC mode loads.
+	ADBCDriver string
+	// ADBCEntryPoint is its init function; empty lets the driver manager
+	// pick its default.
+	ADBCEntryPoint string
+	// ADBCOptions are extra ADBC database options.
+	ADBCOptions map[string]string
+	// ADBCURIOption is the database option set to the transport's DSN;
+	// default "uri" (what the PostgreSQL ADBC driver reads); "-" sets
+	// none, leaving ADBCOptions to say where the data is.
+	ADBCURIOption string
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
 }
@@ -93,7 +134,7 @@ type Config struct {
 // Result is one measurement.
 type Result struct {
 	Query     string        `json:"query"`
-	Transport string        `json:"transport"` // tcp, unix, or server
+	Transport string        `json:"transport"` // a Transport's name, or server
 	Mode      Mode          `json:"mode"`
 	Wall      time.Duration `json:"wall_ns"`
 	User      time.Duration `json:"user_ns"`
@@ -101,6 +142,7 @@ type Result struct {
 	PeakRSS   int64         `json:"peak_rss_bytes"` // 0 when not measured
 	Rows      int64         `json:"rows"`           // -1 when the mode cannot count
 	Bytes     int64         `json:"bytes"`
+	Runs      int           `json:"runs"` // runs taken; this is the median one
 	Err       string        `json:"error,omitempty"`
 }
 
@@ -110,11 +152,29 @@ func (r Result) CPU() time.Duration { return r.User + r.Sys }
 // Report is the outcome of [Run].
 type Report struct {
 	Rows    int64    `json:"rows"`
+	Runs    int      `json:"runs"`
 	Results []Result `json:"results"`
 }
 
+// Failed returns the results that carry an error.
+func (r Report) Failed() []Result {
+	var out []Result
+	for _, x := range r.Results {
+		if x.Err != "" {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// ErrNoADBCDriver is returned by [Run] when the ADBC mode is selected
+// without Config.ADBCDriver.
+var ErrNoADBCDriver = errors.New("pgbench: the adbc mode needs Config.ADBCDriver")
+
 // Run creates the table when needed and measures every mode for every
-// query and transport.
+// query and transport, Runs times each. Failures of one measurement are
+// in its Result.Err; Run returns an error only when the table cannot be
+// made, the configuration is unusable, or ctx ends (its cause).
 func Run(ctx context.Context, cfg Config) (Report, error) {
 	if cfg.DSN == "" {
 		return Report{}, errors.New("pgbench: Config.DSN is required")
@@ -125,8 +185,26 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if cfg.Table == "" {
 		cfg.Table = "lineitem"
 	}
+	if len(cfg.Queries) == 0 {
+		cfg.Queries = Queries
+	}
 	if len(cfg.Modes) == 0 {
 		cfg.Modes = AllModes
+		if cfg.ADBCDriver != "" {
+			cfg.Modes = append(slices.Clip(cfg.Modes), ADBC)
+		}
+	}
+	if slices.Contains(cfg.Modes, ADBC) && cfg.ADBCDriver == "" {
+		return Report{}, ErrNoADBCDriver
+	}
+	if len(cfg.Transports) == 0 {
+		cfg.Transports = []Transport{{"tcp", cfg.DSN}}
+		if cfg.UnixDSN != "" {
+			cfg.Transports = append(cfg.Transports, Transport{"unix", cfg.UnixDSN})
+		}
+	}
+	if cfg.Runs <= 0 {
+		cfg.Runs = 1
 	}
 	if cfg.Binary == "" {
 		cfg.Binary = os.Args[0]
@@ -137,6 +215,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if cfg.Window <= 0 {
 		cfg.Window = 1
 	}
+	if cfg.ADBCURIOption == "" {
+		cfg.ADBCURIOption = "uri"
+	}
 	logf := func(format string, args ...any) {
 		if cfg.Log != nil {
 			fmt.Fprintf(cfg.Log, format+"\n", args...)
@@ -145,36 +226,72 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err := ensureTable(ctx, cfg.DSN, cfg.Table, cfg.Rows, logf); err != nil {
 		return Report{}, err
 	}
-	rep := Report{Rows: cfg.Rows}
-	transports := []struct{ name, dsn string }{{"tcp", cfg.DSN}}
-	if cfg.UnixDSN != "" {
-		transports = append(transports, struct{ name, dsn string }{"unix", cfg.UnixDSN})
+	if cfg.Drop {
+		defer dropTable(cfg.DSN, cfg.Table)
 	}
-	for _, q := range Queries {
+	rep := Report{Rows: cfg.Rows, Runs: cfg.Runs}
+	for _, q := range cfg.Queries {
 		sql := fmt.Sprintf(q.SQL, quoteIdent(cfg.Table))
 		for _, m := range cfg.Modes {
+			transports := cfg.Transports
 			if m == ServerFloor {
-				r := serverFloor(ctx, cfg.DSN, sql)
-				r.Query = q.Name
-				logf("%-9s %-6s %-12s %v %s", q.Name, r.Transport, m, r.Wall.Round(time.Millisecond), r.Err)
-				rep.Results = append(rep.Results, r)
-				continue
+				transports = []Transport{{"server", cfg.DSN}}
 			}
 			for _, tr := range transports {
-				var r Result
-				if m == Psql {
-					r = runPsql(ctx, cfg.Psql, tr.dsn, sql)
-				} else {
-					r = runChild(ctx, cfg, m, tr.dsn, sql)
+				runs := make([]Result, 0, cfg.Runs)
+				for i := range cfg.Runs {
+					r := measure(ctx, cfg, m, tr.DSN, sql)
+					if err := ctx.Err(); err != nil {
+						return rep, context.Cause(ctx)
+					}
+					r.Query, r.Transport, r.Mode = q.Name, tr.Name, m
+					if r.Err == "" && r.Rows >= 0 && r.Rows != cfg.Rows {
+						r.Err = fmt.Sprintf("read %d rows, want %d", r.Rows, cfg.Rows)
+					}
+					logf("%-9s %-6s %-12s run %d/%d: wall %v cpu %v rss %.1f MiB %s", q.Name, tr.Name, m, i+1, cfg.Runs,
+						r.Wall.Round(time.Millisecond), r.CPU().Round(time.Millisecond), float64(r.PeakRSS)/(1<<20), r.Err)
+					runs = append(runs, r)
 				}
-				r.Query, r.Transport, r.Mode = q.Name, tr.name, m
-				logf("%-9s %-6s %-12s wall %v cpu %v rss %.1f MiB %s", q.Name, tr.name, m,
-					r.Wall.Round(time.Millisecond), r.CPU().Round(time.Millisecond), float64(r.PeakRSS)/(1<<20), r.Err)
-				rep.Results = append(rep.Results, r)
+				rep.Results = append(rep.Results, median(runs))
 			}
 		}
 	}
 	return rep, nil
+}
+
+// measure takes one run of mode m.
+func measure(ctx context.Context, cfg Config, m Mode, dsn, sql string) Result {
+	switch m {
+	case ServerFloor:
+		return serverFloor(ctx, cfg.DSN, sql)
+	case Psql:
+		return runPsql(ctx, cfg.Psql, dsn, sql)
+	case ADBC:
+		opts := maps.Clone(cfg.ADBCOptions)
+		if cfg.ADBCURIOption != "-" {
+			if opts == nil {
+				opts = map[string]string{}
+			}
+			opts[cfg.ADBCURIOption] = dsn
+		}
+		dsn = adbc.FormatDSN(adbc.Config{Library: cfg.ADBCDriver, EntryPoint: cfg.ADBCEntryPoint, Options: opts})
+	}
+	return runChild(ctx, cfg, m, dsn, sql)
+}
+
+// median returns the run with the median wall time, with Runs set; the
+// first failed run when any failed.
+func median(runs []Result) Result {
+	for _, r := range runs {
+		if r.Err != "" {
+			r.Runs = len(runs)
+			return r
+		}
+	}
+	slices.SortStableFunc(runs, func(a, b Result) int { return cmp.Compare(a.Wall, b.Wall) })
+	r := runs[len(runs)/2]
+	r.Runs = len(runs)
+	return r
 }
 
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
@@ -213,7 +330,7 @@ func ensureTable(ctx context.Context, dsn, table string, rows int64, logf func(s
 	if res.Err == nil && len(res.Rows) == 1 && string(res.Rows[0][0]) == strconv.FormatInt(rows, 10) {
 		return nil
 	}
-	logf("pgbench: generating %s with %d rows", table, rows)
+	logf("generating %s with %d rows", table, rows)
 	start := time.Now()
 	if _, err := c.Exec(ctx, "DROP TABLE IF EXISTS "+q+"; "+fmt.Sprintf(LineitemDDL, q)).ReadAll(); err != nil {
 		return fmt.Errorf("pgbench: create table: %w", err)
@@ -224,8 +341,20 @@ func ensureTable(ctx context.Context, dsn, table string, rows int64, logf func(s
 	if _, err := c.Exec(ctx, "VACUUM ANALYZE "+q).ReadAll(); err != nil {
 		return fmt.Errorf("pgbench: vacuum: %w", err)
 	}
-	logf("pgbench: generated in %v", time.Since(start).Round(time.Millisecond))
+	logf("generated in %v", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// dropTable drops the table, also after ctx ended (best effort).
+func dropTable(dsn, table string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgconn.Connect(ctx, dsn)
+	if err != nil {
+		return
+	}
+	defer c.Close(ctx)
+	c.Exec(ctx, "DROP TABLE IF EXISTS "+quoteIdent(table)).ReadAll()
 }
 
 func serverFloor(ctx context.Context, dsn, sql string) Result {
@@ -314,13 +443,16 @@ func runChild(ctx context.Context, cfg Config, m Mode, dsn, sql string) Result {
 	err = cmd.Run()
 	r.Wall = time.Since(start)
 	usage(&r, cmd)
-	if err != nil {
-		r.Err = fmt.Sprintf("%v: %s", err, strings.TrimSpace(stderr.String()))
-		return r
-	}
 	var out childResult
-	if err := json.Unmarshal(lastLine(stdout.Bytes()), &out); err != nil {
-		r.Err = fmt.Sprintf("child output: %v: %q", err, stdout.String())
+	if jerr := json.Unmarshal(lastLine(stdout.Bytes()), &out); err != nil {
+		// The child's own error when it got to say it, else how it ended.
+		r.Err = out.Err
+		if jerr != nil || r.Err == "" {
+			r.Err = fmt.Sprintf("%v: %s", err, strings.TrimSpace(stderr.String()))
+		}
+		return r
+	} else if jerr != nil {
+		r.Err = fmt.Sprintf("child output: %v: %q", jerr, stdout.String())
 		return r
 	}
 	r.Rows, r.Bytes = out.Rows, out.Bytes

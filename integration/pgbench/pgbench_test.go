@@ -3,11 +3,16 @@ package pgbench_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/apache/arrow-adbc/go/adbc/drivermgr"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/volleyhq/volley/integration/duckdbtest"
 	"github.com/volleyhq/volley/integration/pgbench"
 	"github.com/volleyhq/volley/integration/pgtest"
 )
@@ -56,6 +61,9 @@ func TestRun(t *testing.T) {
 		if r.Err != "" {
 			t.Errorf("%s %s %s: %s", r.Query, r.Transport, r.Mode, r.Err)
 		}
+		if r.Runs != 1 {
+			t.Errorf("%s %s %s: %d runs, want 1", r.Query, r.Transport, r.Mode, r.Runs)
+		}
 		if r.Wall <= 0 {
 			t.Errorf("%s %s %s: no wall time", r.Query, r.Transport, r.Mode)
 		}
@@ -77,9 +85,12 @@ func TestRun(t *testing.T) {
 	if err := rep.WriteTable(&out); err != nil {
 		t.Fatal(err)
 	}
-	wants := []string{"volley/psql wall", "volley/raw cpu", "volley/scan cpu", "select-*", "project-4", "unix", "server-floor"}
+	wants := []string{"select-*", "project-4", "volley/psql wall", "volley/raw cpu", "volley/scan cpu", "unix", "server-floor",
+		"rows in table: " + strconv.FormatInt(rows, 10)}
 	if len(modes) > 0 {
-		wants = wants[:5]
+		wants = wants[:2]
+	} else if strings.Contains(out.String(), "adbc") {
+		t.Errorf("the table has ADBC columns without the ADBC mode:\n%s", out.String())
 	}
 	for _, want := range wants {
 		if !strings.Contains(out.String(), want) {
@@ -87,4 +98,103 @@ func TestRun(t *testing.T) {
 		}
 	}
 	t.Logf("\n%s", out.String())
+}
+
+// TestADBC measures the ADBC mode with the DuckDB ADBC C driver reading a
+// DuckDB file that holds a table of the same name and row count (the
+// PostgreSQL ADBC driver is not installed here), three runs each; the
+// PostgreSQL table is dropped afterwards (Config.Drop).
+func TestADBC(t *testing.T) {
+	srv := pgtest.Shared(t)
+	lib := duckdbtest.DriverPath(t)
+	ctx := context.Background()
+	const rows, table = 5000, "lineitem_adbc"
+	file := filepath.Join(t.TempDir(), "bench.duckdb")
+	duckExec(t, lib, file, `CREATE TABLE `+table+` AS SELECT i::BIGINT AS l_orderkey, (i % 50)::DECIMAL(15,2) AS l_quantity,
+		(i * 7)::DECIMAL(15,2) AS l_extendedprice, DATE '1992-01-02' + (i % 2526)::INT AS l_shipdate,
+		md5(i::VARCHAR) AS l_comment FROM range(`+strconv.Itoa(rows)+`) t(i)`)
+
+	cfg := pgbench.Config{
+		DSN: srv.DSN(), Rows: rows, Table: table, Drop: true, Runs: 3,
+		Modes:      []pgbench.Mode{pgbench.Volley, pgbench.ADBC},
+		ADBCDriver: lib, ADBCEntryPoint: duckdbtest.EntryPoint,
+		ADBCOptions: map[string]string{"path": file}, ADBCURIOption: "-",
+	}
+	rep, err := pgbench.Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 4 || rep.Runs != 3 {
+		t.Fatalf("%d results of %d runs, want 4 of 3: %+v", len(rep.Results), rep.Runs, rep.Results)
+	}
+	for _, r := range rep.Results {
+		if r.Err != "" || r.Runs != 3 || r.Rows != rows || r.Bytes <= 0 || r.CPU() <= 0 || r.PeakRSS <= 0 || r.Transport != "tcp" {
+			t.Errorf("%+v", r)
+		}
+	}
+	var out bytes.Buffer
+	if err := rep.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"volley/adbc wall", "volley/adbc cpu", "each figure the median of 3 runs"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "volley/psql") {
+		t.Errorf("psql ratio without the psql mode:\n%s", out.String())
+	}
+	t.Logf("\n%s", out.String())
+
+	c, err := pgconn.Connect(ctx, srv.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	res := c.ExecParams(ctx, "SELECT to_regclass($1) IS NULL", [][]byte{[]byte(table)}, nil, nil, nil).Read()
+	if res.Err != nil || len(res.Rows) != 1 || string(res.Rows[0][0]) != "t" {
+		t.Errorf("table %s not dropped: %v %q", table, res.Err, res.Rows)
+	}
+
+	// A wrong row count is the measurement's error, not a silent figure.
+	cfg.Rows, cfg.Runs, cfg.Queries, cfg.Modes = rows+1, 1, pgbench.Queries[:1], []pgbench.Mode{pgbench.ADBC}
+	rep, err = pgbench.Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := rep.Failed(); len(f) != 1 || !strings.Contains(f[0].Err, "read 5000 rows, want 5001") {
+		t.Errorf("failed %+v", f)
+	}
+
+	cfg.ADBCDriver = ""
+	if _, err := pgbench.Run(ctx, cfg); !errors.Is(err, pgbench.ErrNoADBCDriver) {
+		t.Errorf("ADBC mode without a driver: %v", err)
+	}
+}
+
+// duckExec runs one statement in the DuckDB database file.
+func duckExec(t *testing.T, lib, file, sql string) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := drivermgr.Driver{}.NewDatabase(map[string]string{"driver": lib, "entrypoint": duckdbtest.EntryPoint, "path": file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cn, err := db.Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cn.Close()
+	st, err := cn.NewStatement()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.SetSqlQuery(sql); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.ExecuteUpdate(ctx); err != nil {
+		t.Fatal(err)
+	}
 }

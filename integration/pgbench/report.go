@@ -3,6 +3,7 @@ package pgbench
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,12 +18,42 @@ func (r Report) find(query, transport string, m Mode) (Result, bool) {
 	return Result{}, false
 }
 
-// WriteTable prints one table of all results, then, per query and
-// transport, the ratios Volley/psql wall time, Volley/pgx-raw CPU and
-// Volley/Scan CPU.
+// ratio is one of the table's Volley/other columns.
+type ratio struct {
+	title string
+	mode  Mode
+	of    func(Result) time.Duration
+}
+
+func wallOf(r Result) time.Duration { return r.Wall }
+func cpuOf(r Result) time.Duration  { return r.CPU() }
+
+var ratios = []ratio{
+	{"volley/psql wall", Psql, wallOf},
+	{"volley/raw cpu", PgxRaw, cpuOf},
+	{"volley/scan cpu", PgxScan, cpuOf},
+	{"volley/adbc wall", ADBC, wallOf},
+	{"volley/adbc cpu", ADBC, cpuOf},
+}
+
+// WriteTable prints one table of all results, with, on each Volley row,
+// the ratios of Volley's figures to the other modes' for the same query
+// and transport (those of the modes measured): psql wall time, pgx-raw
+// CPU, Scan CPU, and the ADBC driver's wall time and CPU. A last line
+// gives the row count and the runs each figure is the median of.
 func (r Report) WriteTable(w io.Writer) error {
+	var cols []ratio
+	for _, c := range ratios {
+		if slices.ContainsFunc(r.Results, func(x Result) bool { return x.Mode == c.mode }) {
+			cols = append(cols, c)
+		}
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "query\ttransport\tmode\trows\twall\tuser\tsys\tcpu\tpeak RSS\tvolley/psql wall\tvolley/raw cpu\tvolley/scan cpu\t\n")
+	header := []string{"query", "transport", "mode", "rows", "wall", "user", "sys", "cpu", "peak RSS"}
+	for _, c := range cols {
+		header = append(header, c.title)
+	}
+	fmt.Fprint(tw, strings.Join(header, "\t")+"\t\n")
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.0fms", float64(d)/1e6) }
 	for _, x := range r.Results {
 		rows := "-"
@@ -33,30 +64,34 @@ func (r Report) WriteTable(w io.Writer) error {
 		if x.PeakRSS > 0 {
 			rss = fmt.Sprintf("%.1f MiB", float64(x.PeakRSS)/(1<<20))
 		}
-		ratios := "\t\t"
-		if x.Mode == Volley && x.Err == "" {
-			ratio := func(m Mode, f func(Result) time.Duration) string {
-				o, ok := r.find(x.Query, x.Transport, m)
-				if !ok || f(o) == 0 {
-					return "-"
-				}
-				return fmt.Sprintf("%.2fx", float64(f(x))/float64(f(o)))
-			}
-			wall := func(r Result) time.Duration { return r.Wall }
-			cpu := func(r Result) time.Duration { return r.CPU() }
-			ratios = ratio(Psql, wall) + "\t" + ratio(PgxRaw, cpu) + "\t" + ratio(PgxScan, cpu)
-		}
 		cpu, user, sys := ms(x.CPU()), ms(x.User), ms(x.Sys)
 		if x.Mode == ServerFloor {
 			cpu, user, sys = "-", "-", "-"
+		}
+		cells := []string{x.Query, x.Transport, string(x.Mode), rows, ms(x.Wall), user, sys, cpu, rss}
+		for _, c := range cols {
+			cell := ""
+			if x.Mode == Volley && x.Err == "" {
+				cell = "-"
+				if o, ok := r.find(x.Query, x.Transport, c.mode); ok && c.of(o) != 0 {
+					cell = fmt.Sprintf("%.2fx", float64(c.of(x))/float64(c.of(o)))
+				}
+			}
+			cells = append(cells, cell)
 		}
 		errs := ""
 		if x.Err != "" {
 			errs = "  error: " + strings.SplitN(x.Err, "\n", 2)[0]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.Query, x.Transport, x.Mode, rows,
-			ms(x.Wall), user, sys, cpu, rss, ratios, errs)
+		fmt.Fprint(tw, strings.Join(cells, "\t")+"\t"+errs+"\n")
 	}
-	fmt.Fprintf(tw, "rows in table: %d\t\t\t\t\t\t\t\t\t\t\t\t\n", r.Rows)
-	return tw.Flush()
+	footer := fmt.Sprintf("rows in table: %d", r.Rows)
+	if r.Runs > 1 {
+		footer += fmt.Sprintf(", each figure the median of %d runs", r.Runs)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(w, footer)
+	return err
 }
