@@ -98,25 +98,12 @@ func volley(ctx context.Context, dsn, sql string, batchBytes int64, window int) 
 	}
 	r := async.NewReader(async.ReaderOptions{Window: window})
 	st := async.Start(ctx, r, src, async.ProduceOptions{})
-	var rows, size int64
-	for {
-		b, err := r.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			r.Close()
-			st.Wait()
-			return rows, size, err
-		}
-		rows += b.NumRows
-		for _, col := range b.Record.Columns() {
-			size += dataSize(col.Data())
-		}
-		b.Release()
-	}
+	rows, size, err := drain(ctx, r.Next)
 	r.Close()
-	return rows, size, st.Wait()
+	if werr := st.Wait(); err == nil {
+		err = werr
+	}
+	return rows, size, err
 }
 
 // adbcRead streams sql through Volley's adbc adapter onto the CPU; dsn is
@@ -144,19 +131,31 @@ func adbcRead(ctx context.Context, dsn, sql string, batchBytes int64) (int64, in
 	if err != nil {
 		return 0, 0, err
 	}
-	var n, size int64
-	for b, err := range rows.All(ctx) {
-		if err != nil {
-			rows.Close()
-			return n, size, err
+	n, size, err := drain(ctx, rows.Next)
+	if cerr := rows.Close(); err == nil {
+		err = cerr
+	}
+	return n, size, err
+}
+
+// drain reads batches with next until io.EOF or an error, releasing each,
+// and returns the rows and bytes (of the batches' buffers) seen.
+func drain(ctx context.Context, next func(context.Context) (*async.DeviceBatch, error)) (int64, int64, error) {
+	var rows, size int64
+	for {
+		b, err := next(ctx)
+		if errors.Is(err, io.EOF) {
+			return rows, size, nil
 		}
-		n += b.NumRows
+		if err != nil {
+			return rows, size, err
+		}
+		rows += b.NumRows
 		for _, col := range b.Record.Columns() {
 			size += dataSize(col.Data())
 		}
 		b.Release()
 	}
-	return n, size, rows.Close()
 }
 
 // dataSize is the byte size of an array's buffers, children included.
