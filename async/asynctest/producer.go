@@ -1,9 +1,12 @@
 package asynctest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -39,6 +42,7 @@ type ScriptedProducer struct {
 	violations []string
 	tasks      []*ScriptedTask
 	inCallback string // "OnError"/"Release" while one runs
+	callbackG  uint64 // the goroutine running inCallback
 	released   bool
 	sent       int
 }
@@ -95,11 +99,28 @@ func (p *ScriptedProducer) checkCallLocked(what string) {
 	switch {
 	case p.released:
 		p.violatef("E5: consumer called %s after Release (A3)", what)
-	case p.inCallback == "OnError":
+	case p.inCallback == "OnError" && goid() == p.callbackG:
 		p.violatef("E2: consumer called %s from OnError", what)
-	case p.inCallback == "Release":
+	case p.inCallback == "Release" && goid() == p.callbackG:
 		p.violatef("E5: consumer called %s from Release", what)
 	}
+	// A call from another goroutine while OnError or Release runs is not
+	// "from" it: the consumer's thread may have committed to the call just
+	// before the callback began (TH2). Release must wait for such a call
+	// (A3): a call still arriving after Release returned is flagged above.
+}
+
+// goid returns the calling goroutine's ID, read from its stack header
+// ("goroutine N [...]"). It is for this kit's checks only.
+func goid() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	if i := bytes.IndexByte(b, ' '); i > 0 {
+		b = b[:i]
+	}
+	id, _ := strconv.ParseUint(string(b), 10, 64)
+	return id
 }
 
 // Demand returns the outstanding demand: requested minus tasks sent.
@@ -175,7 +196,7 @@ func (p *ScriptedProducer) waitFor(ctx context.Context, cond, result func() bool
 // call runs f as handler call what, turning a panic into a violation.
 func (p *ScriptedProducer) call(what string, f func() error) (err error) {
 	p.mu.Lock()
-	p.inCallback = what
+	p.inCallback, p.callbackG = what, goid()
 	p.mu.Unlock()
 	defer func() {
 		v := recover()
