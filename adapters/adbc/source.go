@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	goadbc "github.com/apache/arrow-adbc/go/adbc"
 	"github.com/apache/arrow-go/v18/arrow"
@@ -75,6 +76,12 @@ func (s *source) interrupt(cause error) {
 		return
 	}
 	s.execCancel(cause)
+	s.cancelStatementLocked()
+}
+
+// cancelStatementLocked calls the driver's statement cancel, if it has one.
+// s.mu is held.
+func (s *source) cancelStatementLocked() {
 	if s.st == nil {
 		return
 	}
@@ -152,11 +159,43 @@ func (s *source) executeSchema(ctx context.Context) (sc *arrow.Schema, err error
 func (s *source) execute(ctx context.Context) error {
 	stop := s.watch(ctx)
 	defer stop()
+	if c := s.ended(ctx); c.Err() != nil {
+		return fmt.Errorf("adbc: execute: %w", context.Cause(c))
+	}
+	// A driver may drop a cancel that reaches it just before its statement
+	// starts running (DuckDB does), so once the statement's context has
+	// ended the cancel is repeated, with backoff, until ExecuteQuery
+	// returns. The goroutine is this call's and ends with it.
+	running, retried := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(retried)
+		select {
+		case <-running:
+			return
+		case <-s.execCtx.Done():
+		}
+		for d := time.Millisecond; ; d = min(2*d, 100*time.Millisecond) {
+			t := time.NewTimer(d)
+			select {
+			case <-running:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			s.mu.Lock()
+			if !s.closed {
+				s.cancelStatementLocked()
+			}
+			s.mu.Unlock()
+		}
+	}()
 	var rdr array.RecordReader
 	err := s.conn.protect("Statement.ExecuteQuery", func() (err error) {
 		rdr, _, err = s.st.ExecuteQuery(s.execCtx)
 		return err
 	})
+	close(running)
+	<-retried
 	if cerr := ctxError(s.ended(ctx), "execute", err, s.cfg); cerr != nil {
 		if rdr != nil {
 			s.conn.protect("RecordReader.Release", func() error { rdr.Release(); return nil })
