@@ -53,7 +53,10 @@ func TestDemoPostgres(t *testing.T) {
 		t.Errorf("stderr:\n%s", r.stderr)
 	}
 
-	// With --dsn: lineitem is made once, then streamed as it is.
+	// With --dsn: lineitem is made once, then streamed as it is. Start from
+	// no table, so that the test can run again (-count) on the same server.
+	dropLineitem(t)
+	t.Cleanup(func() { dropLineitem(t) })
 	r = mustRun(t, runOpts{}, "demo", "--postgres", "--dsn", pgServer.DSN(), "--sf", "0.001")
 	if !strings.Contains(r.stderr, "generating 6,000 lineitem rows") || !strings.Contains(r.stderr, "streamed 6,000 rows") {
 		t.Errorf("first run:\n%s", r.stderr)
@@ -250,5 +253,18 @@ func TestDockerCompose(t *testing.T) {
 	var s summary
 	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil || s.Rows != 60000 {
 		t.Errorf("volley read %d rows (%v)", s.Rows, err)
+	}
+}
+
+// dropLineitem drops the demo's table from the test's server.
+func dropLineitem(t *testing.T) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), pgServer.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), "DROP TABLE IF EXISTS lineitem"); err != nil {
+		t.Fatal(err)
 	}
 }
