@@ -155,25 +155,15 @@ func (s *source) executeSchema(ctx context.Context) (sc *arrow.Schema, err error
 	return sc, err
 }
 
-// execute runs the query and keeps its reader.
-func (s *source) execute(ctx context.Context) error {
-	stop := s.watch(ctx)
-	defer stop()
-	if c := s.ended(ctx); c.Err() != nil {
-		return fmt.Errorf("adbc: execute: %w", context.Cause(c))
-	}
-	// A driver may drop a cancel that reaches it just before its statement
-	// starts running (DuckDB does), so once the statement's context has
-	// ended the cancel is repeated, with backoff, until ExecuteQuery
-	// returns. The goroutine is this call's and ends with it.
+// whileRunning runs fn, a driver call that may run the statement. A driver
+// may drop a cancel that reaches it just before its statement starts
+// running (DuckDB does), so if the statement's context ends while fn runs
+// the driver's cancel is repeated, with backoff, until fn returns. The
+// retrying goroutine is this call's: it ends before whileRunning returns.
+func (s *source) whileRunning(fn func()) {
 	running, retried := make(chan struct{}), make(chan struct{})
-	go func() {
+	stop := context.AfterFunc(s.execCtx, func() {
 		defer close(retried)
-		select {
-		case <-running:
-			return
-		case <-s.execCtx.Done():
-		}
 		for d := time.Millisecond; ; d = min(2*d, 100*time.Millisecond) {
 			t := time.NewTimer(d)
 			select {
@@ -188,14 +178,31 @@ func (s *source) execute(ctx context.Context) error {
 			}
 			s.mu.Unlock()
 		}
-	}()
-	var rdr array.RecordReader
-	err := s.conn.protect("Statement.ExecuteQuery", func() (err error) {
-		rdr, _, err = s.st.ExecuteQuery(s.execCtx)
-		return err
 	})
+	fn()
 	close(running)
-	<-retried
+	if !stop() {
+		<-retried
+	}
+}
+
+// execute runs the query and keeps its reader.
+func (s *source) execute(ctx context.Context) error {
+	stop := s.watch(ctx)
+	defer stop()
+	if c := s.ended(ctx); c.Err() != nil {
+		return fmt.Errorf("adbc: execute: %w", context.Cause(c))
+	}
+	var (
+		rdr array.RecordReader
+		err error
+	)
+	s.whileRunning(func() {
+		err = s.conn.protect("Statement.ExecuteQuery", func() (err error) {
+			rdr, _, err = s.st.ExecuteQuery(s.execCtx)
+			return err
+		})
+	})
 	if cerr := ctxError(s.ended(ctx), "execute", err, s.cfg); cerr != nil {
 		if rdr != nil {
 			s.conn.protect("RecordReader.Release", func() error { rdr.Release(); return nil })
@@ -262,15 +269,18 @@ func (s *source) Next(ctx context.Context) (async.Batch, error) {
 		stop()
 		return async.Batch{}, fmt.Errorf("adbc: next: %w", context.Cause(c))
 	}
-	perr := s.conn.protect("RecordReader.Next", func() error {
-		ok = s.rdr.Next()
-		if ok {
-			rec = s.rdr.RecordBatch()
-			rec.Retain()
-		} else {
-			err = s.rdr.Err()
-		}
-		return nil
+	var perr error
+	s.whileRunning(func() {
+		perr = s.conn.protect("RecordReader.Next", func() error {
+			ok = s.rdr.Next()
+			if ok {
+				rec = s.rdr.RecordBatch()
+				rec.Retain()
+			} else {
+				err = s.rdr.Err()
+			}
+			return nil
+		})
 	})
 	stop()
 	if perr != nil {
