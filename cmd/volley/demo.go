@@ -9,10 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/volleyhq/volley/integration/pgbench"
 	"github.com/volleyhq/volley/integration/pgtest"
 )
 
@@ -185,47 +185,6 @@ func demoPostgres(ctx context.Context, say func(string, ...any), dsn string, sf 
 	return dsn, where, stop, nil
 }
 
-// lineitemDDL is TPC-H's lineitem table.
-const lineitemDDL = `CREATE TABLE {table} (
-	l_orderkey      bigint        NOT NULL,
-	l_partkey       bigint        NOT NULL,
-	l_suppkey       bigint        NOT NULL,
-	l_linenumber    integer       NOT NULL,
-	l_quantity      numeric(15,2) NOT NULL,
-	l_extendedprice numeric(15,2) NOT NULL,
-	l_discount      numeric(15,2) NOT NULL,
-	l_tax           numeric(15,2) NOT NULL,
-	l_returnflag    char(1)       NOT NULL,
-	l_linestatus    char(1)       NOT NULL,
-	l_shipdate      date          NOT NULL,
-	l_commitdate    date          NOT NULL,
-	l_receiptdate   date          NOT NULL,
-	l_shipinstruct  char(25)      NOT NULL,
-	l_shipmode      char(10)      NOT NULL,
-	l_comment       varchar(44)   NOT NULL
-)`
-
-// lineitemFill generates $1 rows shaped like TPC-H's (deterministic, not
-// dbgen's exact values).
-const lineitemFill = `INSERT INTO {table}
-SELECT i / 4 + 1,
-       (i * 7919) % 200000 + 1,
-       (i * 104729) % 10000 + 1,
-       (i % 4 + 1)::integer,
-       (i % 50 + 1)::numeric(15,2),
-       round(((i * 31) % 100000 + 900 + (i % 100) / 100.0)::numeric, 2),
-       ((i % 11) / 100.0)::numeric(15,2),
-       ((i % 9) / 100.0)::numeric(15,2),
-       (ARRAY['A','N','R'])[i % 3 + 1],
-       (ARRAY['F','O'])[i % 2 + 1],
-       DATE '1992-01-02' + (i % 2500)::integer,
-       DATE '1992-01-31' + (i % 2500)::integer,
-       DATE '1992-01-03' + (i % 2530)::integer,
-       (ARRAY['DELIVER IN PERSON','COLLECT COD','NONE','TAKE BACK RETURN'])[i % 4 + 1],
-       (ARRAY['AIR','FOB','MAIL','RAIL','REG AIR','SHIP','TRUCK'])[i % 7 + 1],
-       md5(i::text)
-FROM generate_series(0::bigint, $1::bigint - 1) AS i`
-
 // loadLineitem creates and fills lineitem; with keepExisting an existing
 // table is used as it is.
 func loadLineitem(ctx context.Context, say func(string, ...any), dsn string, sf float64, keepExisting bool) error {
@@ -260,10 +219,12 @@ func createLineitem(ctx context.Context, conn *pgx.Conn, table string, n int64) 
 	if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+id); err != nil {
 		return err
 	}
-	if _, err := conn.Exec(ctx, strings.ReplaceAll(lineitemDDL, "{table}", id)); err != nil {
+	// The benchmark harness's generator, so demo, bench and the Docker
+	// sample all read the same table.
+	if _, err := conn.Exec(ctx, fmt.Sprintf(pgbench.LineitemDDL, id)); err != nil {
 		return err
 	}
-	if _, err := conn.Exec(ctx, strings.ReplaceAll(lineitemFill, "{table}", id), n); err != nil {
+	if _, err := conn.Exec(ctx, fmt.Sprintf(pgbench.LineitemInsert, id), n); err != nil {
 		return fmt.Errorf("generating %s: %w", table, err)
 	}
 	_, err := conn.Exec(ctx, "ANALYZE "+id)
