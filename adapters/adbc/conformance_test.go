@@ -2,7 +2,6 @@ package adbc_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -146,14 +145,7 @@ func TestCancelAtRandomPoints(t *testing.T) {
 				} else {
 					r.Close()
 				}
-				select {
-				case err := <-done:
-					if !errors.Is(err, context.Canceled) {
-						t.Errorf("Produce = %v, want context.Canceled", err)
-					}
-				case <-time.After(20 * time.Second):
-					t.Fatal("no return 20s after cancel")
-				}
+				waitCancelled(t, done)
 				r.Close()
 				if d := time.Since(start); d > 5*time.Second {
 					t.Errorf("took %v after cancel", d)

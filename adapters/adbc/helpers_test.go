@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"go.uber.org/goleak"
@@ -116,4 +117,19 @@ func mustQuery(t testing.TB, conn driver.Conn, sql string, args ...any) result {
 		t.Fatalf("%s: stream error %v, Produce %v", sql, res.err, res.prodErr)
 	}
 	return res
+}
+
+// waitCancelled waits for a cancelled Produce to return, checks that it
+// returned context.Canceled, and fails the test if it has not returned
+// within 20 s.
+func waitCancelled(t *testing.T, done <-chan error) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Produce = %v, want context.Canceled", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Produce did not return 20s after cancel")
+	}
 }
