@@ -93,3 +93,73 @@ func TestStrColOnDirtyBuffers(t *testing.T) {
 		t.Fatalf("%d nulls", arr.NullN())
 	}
 }
+
+// Fixed-width columns built on dirty recycled buffers: a null's value slot
+// reads as zero, not as the bytes a previous batch left there.
+func TestFixedColsOnDirtyBuffers(t *testing.T) {
+	r := &recycler{limit: 64 << 20}
+	var junk [][]byte
+	for _, n := range []int{64 << 10, 128 << 10, 256 << 10, 512 << 10, 1 << 20} {
+		for k := 0; k < 4; k++ {
+			b := r.Allocate(n)
+			for i := range b {
+				b[i] = 0xff
+			}
+			junk = append(junk, b)
+		}
+	}
+	for _, b := range junk {
+		r.Free(b)
+	}
+	int8T := &pgType{oid: 20, name: "int8", kind: kInt8}
+	numT := &pgType{oid: 1700, name: "numeric", kind: kNumeric}
+	typmod := int32((15<<16 | 2) + 4)
+	cfg := Config{}
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "i", Type: arrowType(int8T, -1, &cfg, 0), Nullable: true},
+		{Name: "n", Type: arrowType(numT, typmod, &cfg, 0), Nullable: true},
+	}, nil)
+	b, err := newBatcher(r, schema, []*pgType{int8T, numT}, []int32{-1, typmod}, &cfg, 0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.release()
+	if b.width[0] != 8 || b.width[1] != 16 {
+		t.Fatalf("widths %v: the columns are not on dirty buffers", b.width)
+	}
+	one := []byte{0, 0, 0, 0, 0, 0, 0, 1}
+	num := []byte{0, 1, 0, 0, 0, 0, 0, 2, 0, 7} // 7.00 as numeric(15,2)
+	const n = 30000
+	for i := 0; i < n; i++ {
+		var iv, nv []byte
+		if i%7 != 0 {
+			iv, nv = one, num
+		}
+		if err := b.add(0, iv); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.add(1, nv); err != nil {
+			t.Fatal(err)
+		}
+		b.endRow()
+	}
+	rec := b.flush()
+	defer rec.Release()
+	ints := rec.Column(0).(*array.Int64).Int64Values()
+	decs := rec.Column(1).(*array.Decimal128)
+	for i := 0; i < n; i++ {
+		want := int64(1)
+		if i%7 == 0 {
+			want = 0
+			if !decs.IsNull(i) || !rec.Column(0).IsNull(i) {
+				t.Fatalf("row %d is not null", i)
+			}
+		}
+		if ints[i] != want {
+			t.Fatalf("row %d: int slot %d, want %d", i, ints[i], want)
+		}
+		if got := decs.Value(i); got.LowBits() != uint64(want*700) || got.HighBits() != 0 {
+			t.Fatalf("row %d: decimal slot %v, want %d", i, got, want*700)
+		}
+	}
+}

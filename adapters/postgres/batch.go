@@ -13,7 +13,11 @@ import (
 // bytes per value, which tracks the Arrow buffers' size closely for the
 // common types. It is used by one goroutine at a time.
 type batcher struct {
-	rb       *array.RecordBuilder
+	blds []array.Builder
+	// width is, for a top-level fixed-width column built on dirty
+	// (reused, not zeroed) buffers, its value width in bytes: the slots of
+	// its nulls are zeroed when the batch is cut. 0 for other columns.
+	width    []int
 	decs     []decoder
 	names    []string
 	pgNames  []string
@@ -33,12 +37,26 @@ type batcher struct {
 }
 
 func newBatcher(mem memory.Allocator, schema *arrow.Schema, types []*pgType, typmods []int32, cfg *Config, maxRows, maxBytes int64) (*batcher, error) {
-	b := &batcher{rb: array.NewRecordBuilder(mem, schema), maxRows: maxRows, maxBytes: maxBytes,
-		lastData: make([]int, schema.NumFields()), strs: make([]*strCol, schema.NumFields()), schema: schema}
+	nf := schema.NumFields()
+	b := &batcher{blds: make([]array.Builder, nf), width: make([]int, nf), maxRows: maxRows, maxBytes: maxBytes,
+		lastData: make([]int, nf), strs: make([]*strCol, nf), schema: schema}
+	var dmem memory.Allocator
+	if r, ok := mem.(*recycler); ok {
+		dmem = dirty{r}
+	}
 	for i, f := range schema.Fields() {
-		d, err := plan(types[i], typmods[i], b.rb.Field(i), cfg, 0)
+		m := mem
+		if w := dirtyWidth(f.Type); w > 0 && dmem != nil {
+			// Every value slot is written by an append; a null's is
+			// zeroed at the cut, so reused bytes never show.
+			m, b.width[i] = dmem, w
+		}
+		b.blds[i] = array.NewBuilder(m, f.Type)
+	}
+	for i, f := range schema.Fields() {
+		d, err := plan(types[i], typmods[i], b.blds[i], cfg, 0)
 		if err != nil {
-			b.rb.Release()
+			b.release()
 			return nil, err
 		}
 		if u, ok := d.(unsafeAppender); ok {
@@ -56,7 +74,7 @@ func newBatcher(mem memory.Allocator, schema *arrow.Schema, types []*pgType, typ
 		}
 		b.decs = append(b.decs, d)
 		var bb *array.BinaryBuilder
-		switch x := b.rb.Field(i).(type) {
+		switch x := b.blds[i].(type) {
 		case *array.StringBuilder:
 			bb = x.BinaryBuilder
 		case *array.BinaryBuilder:
@@ -129,7 +147,7 @@ func (b *batcher) reserve() {
 		if sc != nil {
 			sc.reserve(n, 0)
 		} else {
-			b.rb.Field(i).Reserve(n)
+			b.blds[i].Reserve(n)
 		}
 	}
 	b.room = n
@@ -157,7 +175,10 @@ func (b *batcher) flush() arrow.RecordBatch {
 		if bb != nil {
 			b.lastData[i] = bb.DataLen()
 		}
-		cols[i] = b.rb.Field(i).NewArray()
+		cols[i] = b.blds[i].NewArray()
+		if w := b.width[i]; w > 0 {
+			zeroNullSlots(cols[i], w)
+		}
 	}
 	rec := array.NewRecordBatch(b.schema, cols, b.rows)
 	for _, c := range cols {
@@ -169,13 +190,45 @@ func (b *batcher) flush() arrow.RecordBatch {
 }
 
 func (b *batcher) release() {
-	if b != nil && b.rb != nil {
-		b.rb.Release()
-		b.rb = nil
+	if b != nil && b.blds != nil {
+		for _, bld := range b.blds {
+			if bld != nil {
+				bld.Release()
+			}
+		}
+		b.blds = nil
 		for _, sc := range b.strs {
 			if sc != nil {
 				sc.release()
 			}
+		}
+	}
+}
+
+// dirtyWidth is the value width in bytes of a plain fixed-width type whose
+// builder writes every value slot it appends (all but nulls' slots), or 0.
+func dirtyWidth(dt arrow.DataType) int {
+	switch dt.ID() {
+	case arrow.INT16, arrow.INT32, arrow.INT64, arrow.UINT32, arrow.FLOAT32, arrow.FLOAT64,
+		arrow.DATE32, arrow.TIME64, arrow.TIMESTAMP, arrow.DECIMAL128, arrow.DECIMAL256,
+		arrow.INTERVAL_MONTH_DAY_NANO:
+		return dt.(arrow.FixedWidthDataType).BitWidth() / 8
+	}
+	return 0
+}
+
+// zeroNullSlots zeroes the value slots of arr's nulls (width bytes each):
+// a builder's AppendNull leaves them as the buffer held them.
+func zeroNullSlots(arr arrow.Array, width int) {
+	if arr.NullN() == 0 {
+		return
+	}
+	d := arr.Data()
+	buf := d.Buffers()[1].Bytes()
+	off := d.Offset()
+	for i := 0; i < arr.Len(); i++ {
+		if arr.IsNull(i) {
+			clear(buf[(off+i)*width : (off+i+1)*width])
 		}
 	}
 }
