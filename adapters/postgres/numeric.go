@@ -169,6 +169,69 @@ func specialNull(b array.Builder, p SpecialPolicy) error {
 	return nil
 }
 
+// numericFast returns the unscaled value at scale of a finite numeric of at
+// most 4 base-10000 digit groups whose absolute value is below 10^prec
+// (prec ≤ 18) and that needs no rounding; ok is false for anything else
+// (the general path decides).
+func numericFast(v []byte, prec, scale int) (int64, bool) {
+	nd := int(int16(binary.BigEndian.Uint16(v)))
+	sign := binary.BigEndian.Uint16(v[4:])
+	if nd < 0 || nd > 4 || len(v) != 8+2*nd || (sign != numPos && sign != numNeg) {
+		return 0, false
+	}
+	if nd == 0 {
+		return 0, true
+	}
+	weight := int(int16(binary.BigEndian.Uint16(v[2:])))
+	var acc, last uint64
+	for i := 0; i < nd; i++ {
+		dg := uint64(binary.BigEndian.Uint16(v[8+2*i:]))
+		if dg > 9999 {
+			return 0, false
+		}
+		acc = acc*10000 + last
+		last = dg
+	}
+	// acc holds the groups before the last; the last's exponent (in
+	// decimal digits, relative to the scale) is shift.
+	shift := scale - 4*(nd-1-weight)
+	switch {
+	case shift >= 0:
+		acc = acc*10000 + last
+		// acc·10^shift < 10^prec ⇔ acc < 10^(prec−shift), for integers.
+		if shift > prec || acc >= pow10u64[prec-shift] {
+			return 0, false
+		}
+		acc *= pow10u64[shift]
+	case shift >= -3:
+		// The last group's low -shift digits are past the scale: they
+		// must be zeros (PostgreSQL sends values at their own scale).
+		var q uint64
+		switch shift {
+		case -1:
+			q, last = last/10, last%10
+		case -2:
+			q, last = last/100, last%100
+		default:
+			q, last = last/1000, last%1000
+		}
+		if last != 0 {
+			return 0, false
+		}
+		acc = acc*pow10u64[4+shift] + q
+		if acc >= pow10u64[prec] {
+			return 0, false
+		}
+	default:
+		return 0, false
+	}
+	x := int64(acc)
+	if sign == numNeg {
+		x = -x
+	}
+	return x, true
+}
+
 type numeric128Dec struct {
 	b           *array.Decimal128Builder
 	prec, scale int32
@@ -184,44 +247,16 @@ func (d *numeric128Dec) decode(v []byte) error {
 		return nil
 	}
 	// Fast path: up to 16 significant digits and a result below 10^18 (all
-	// of numeric(p ≤ 18, s) such as TPC-H's numeric(15,2)), in uint64.
+	// of numeric(p ≤ 18, s) such as TPC-H's numeric(15,2)), in uint64 with
+	// no division by a variable.
 	if len(v) >= 8 && d.prec <= 18 {
-		nd := int(int16(binary.BigEndian.Uint16(v)))
-		sign := binary.BigEndian.Uint16(v[4:])
-		if nd >= 0 && nd <= 4 && len(v) == 8+2*nd && (sign == numPos || sign == numNeg) {
-			weight := int(int16(binary.BigEndian.Uint16(v[2:])))
-			var acc uint64
-			ok := true
-			for i := 0; i < nd; i++ {
-				dg := binary.BigEndian.Uint16(v[8+2*i:])
-				ok = ok && dg <= 9999
-				acc = acc*10000 + uint64(dg)
+		if x, ok := numericFast(v, int(d.prec), int(d.scale)); ok {
+			if d.unsafe {
+				d.b.UnsafeAppend(decimal128.FromI64(x))
+			} else {
+				d.b.Append(decimal128.FromI64(x))
 			}
-			shift := int(d.scale) - 4*(nd-1-weight)
-			if nd == 0 {
-				shift = 0
-			}
-			if ok && shift < 0 && shift > -19 && acc%pow10u64[-shift] == 0 {
-				// Base-10000 groups past the scale that hold only zeros
-				// (0.05 is the group 0500).
-				acc /= pow10u64[-shift]
-				shift = 0
-			}
-			if ok && shift >= 0 && shift < 19 && acc <= math.MaxUint64/pow10u64[shift] {
-				acc *= pow10u64[shift]
-				if acc < pow10u64[d.prec] {
-					x := int64(acc)
-					if sign == numNeg {
-						x = -x
-					}
-					if d.unsafe {
-						d.b.UnsafeAppend(decimal128.FromI64(x))
-					} else {
-						d.b.Append(decimal128.FromI64(x))
-					}
-					return nil
-				}
-			}
+			return nil
 		}
 	}
 	n, err := parseNumeric(v)
