@@ -48,11 +48,25 @@
 //
 // # Memory
 //
-// A COPY stream holds at most three batches at a time in the adapter and
-// a window-1 consumer together (the one the consumer holds, one queued,
-// and the one the adapter finished decoding ahead). Buffers come from
-// Config.Allocator; the default recycles the buffers of released batches
-// instead of leaving them to the garbage collector.
+// The COPY path decodes a batch only when one is asked for (a Next): a
+// consumer's read-ahead, such as a Reader's window, is the pipeline, and
+// the adapter adds no batch of its own, so a window-1 consumer and the
+// adapter together hold two batches (the one the consumer holds and the one
+// being decoded). Buffers come from Config.Allocator; the default recycles
+// the buffers of released batches instead of leaving them to the garbage
+// collector, and does not zero what every append overwrites (a null's slot
+// is zeroed when its batch is cut).
+//
+// # The socket reader
+//
+// Connections the adapter opens, and those of pools configured with
+// [Tune], read COPY results below pgconn: while a COPY of the adapter's
+// runs, the connection's net.Conn takes the CopyData messages out of the
+// stream as it reads the socket and feeds their payloads to the parser;
+// pgconn sees every other message (notices, errors, CommandComplete,
+// ReadyForQuery) as usual. This skips pgconn's per-message work, which is
+// most of a raw drain's CPU time. Connections of an untuned pool work the
+// same, through pgconn's CopyTo.
 //
 // # Cancellation and errors
 //
@@ -186,6 +200,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 			return nil, wrapErr("acquire", err)
 		}
 		conn := newConn(pc.Conn().PgConn(), c.cfg)
+		conn.cc, _ = pc.Conn().PgConn().Conn().(*copyConn) // with Tune
 		conn.release = func(valid bool) {
 			if !valid {
 				_ = pc.Conn().PgConn().Close(context.Background())
@@ -207,11 +222,13 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 			userNotice(p, n)
 		}
 	}
+	Tune(pc)
 	pg, err := pgconn.ConnectConfig(ctx, pc)
 	if err != nil {
 		return nil, wrapErr("connect", err)
 	}
 	conn.pg = pg
+	conn.cc, _ = pg.Conn().(*copyConn)
 	return conn, nil
 }
 
@@ -245,6 +262,7 @@ func (e *lostConnError) Unwrap() []error { return []error{e.notice, e.err} }
 // CancelServer may be called from any goroutine.
 type Conn struct {
 	pg     *pgconn.PgConn
+	cc     *copyConn // the socket reader that parses COPY data, or nil
 	cfg    Config
 	mem    memory.Allocator
 	cat    *catalog

@@ -56,6 +56,7 @@ type source struct {
 
 	// COPY path.
 	out      chan arrow.RecordBatch
+	want     chan struct{} // a Next after the first asks for one more batch
 	stop     chan struct{}
 	copyDone chan struct{}
 	copyErr  error // set before copyDone is closed
@@ -236,6 +237,7 @@ func (s *source) startCopy() error {
 		return err
 	}
 	s.out = make(chan arrow.RecordBatch)
+	s.want = make(chan struct{}, 1)
 	s.stop = make(chan struct{})
 	s.copyDone = make(chan struct{})
 	stopped := false
@@ -254,18 +256,47 @@ func (s *source) startCopy() error {
 		}
 	}
 	p := &copyParser{b: b, ncols: len(s.fields)}
-	p.full = func() error { return send(b.flush()) }
+	p.full = func() error {
+		if err := send(b.flush()); err != nil || stopped {
+			return err
+		}
+		// Decode the next batch only once it is asked for: the consumer's
+		// read-ahead (a Reader's window) is the pipeline, and the adapter
+		// adds no batch of its own to it. Meanwhile the socket fills and
+		// TCP back-pressure pauses the server.
+		select {
+		case <-s.want:
+		case <-s.stop:
+			stopped = true
+		}
+		return nil
+	}
 	w := &stopWriter{p: p, stop: &s.stopFlag, cancel: s.interrupt}
 	// The newline ends a trailing -- comment.
 	sql := "COPY (" + trimStatement(s.sql) + "\n) TO STDOUT (FORMAT binary)"
-	pg := s.c.pg
+	pg, cc := s.c.pg, s.c.cc
 	go func() {
 		defer close(s.copyDone)
 		defer close(s.out)
 		defer b.release()
 		// The context is Background: cancellation goes through
 		// CancelRequest and the drain, so the connection survives it.
+		if pg.IsClosed() {
+			cc = nil // no arming while pgconn's closing goroutine may read
+		}
+		if cc != nil {
+			cc.arm(w) // pgconn then sees no CopyData; w gets them off the socket
+		}
 		_, err := pg.CopyTo(context.Background(), w, sql)
+		if cc != nil {
+			if err != nil && pg.IsClosed() {
+				// pgconn drains the socket on a goroutine of its own
+				// before closing it; the parser is ours again once it
+				// is done.
+				<-pg.CleanupDone()
+			}
+			cc.disarm()
+		}
 		if w.failed != nil && (err == nil || sqlState(err) == "57014") {
 			err = w.failed
 		}
@@ -320,6 +351,11 @@ func (s *source) nextCopy(ctx context.Context) (arrow.RecordBatch, error) {
 		s.started = true
 		if err := s.startCopy(); err != nil {
 			return nil, err
+		}
+	} else {
+		select {
+		case s.want <- struct{}{}:
+		default: // asked already by a Next that ended with its context
 		}
 	}
 	select {

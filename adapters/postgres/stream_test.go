@@ -724,3 +724,65 @@ func TestProduceReader(t *testing.T) {
 	}
 	_ = io.EOF
 }
+
+// A pool configured with Tune gets the socket-level COPY reader, and reads
+// the same batches as an untuned pool and as a connection Volley opens.
+func TestFromTunedPool(t *testing.T) {
+	d := dsn(t)
+	ctx := context.Background()
+	const q = "SELECT g, g::text AS t, (g * 1.5)::numeric(12,2) AS n, CASE WHEN g % 7 = 0 THEN NULL ELSE g END AS z FROM generate_series(1, 30000) g"
+	read := func(conn driver.Conn) string {
+		_, recs, err := readAll(ctx, conn.(*postgres.Conn), &driver.Request{SQL: q, BatchRows: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer release(recs)
+		if len(recs) != 30 {
+			t.Fatalf("%d batches, want 30", len(recs))
+		}
+		var sb strings.Builder
+		for _, r := range recs {
+			for _, c := range r.Columns() {
+				fmt.Fprintln(&sb, c)
+			}
+		}
+		return sb.String()
+	}
+	var outs []string
+	for _, tuned := range []bool{false, true} {
+		cfg, err := pgxpool.ParseConfig(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tuned {
+			postgres.Tune(&cfg.ConnConfig.Config)
+			postgres.Tune(&cfg.ConnConfig.Config) // twice is harmless
+		}
+		pool, err := pgxpool.NewWithConfig(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctr, err := postgres.FromPool(pool, postgres.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := ctr.Connect(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := conn.(*postgres.Conn).FastCopy(); got != tuned {
+			t.Fatalf("tuned %v: FastCopy %v", tuned, got)
+		}
+		outs = append(outs, read(conn))
+		conn.Close()
+		pool.Close()
+	}
+	own, _ := connect(t, d, postgres.Config{})
+	if !own.FastCopy() {
+		t.Fatal("a connection Volley opened is not tuned")
+	}
+	outs = append(outs, read(own))
+	if outs[0] != outs[1] || outs[0] != outs[2] {
+		t.Fatal("tuned and untuned connections read different data")
+	}
+}

@@ -1,0 +1,228 @@
+package postgres
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/volleyhq/volley/async"
+)
+
+// copyConn is the net.Conn under pgconn on the connections the adapter
+// opens (and on those of pools configured with [Tune]). It passes the
+// backend's bytes through unchanged, tracking only the message framing,
+// except while a COPY TO STDOUT of the adapter's runs: then it takes the
+// CopyData messages out of the stream and hands their payloads straight to
+// the COPY parser, reading the socket in large chunks. pgconn sees the rest
+// of the protocol (CopyOutResponse, notices, errors, CommandComplete,
+// ReadyForQuery) as usual and never handles a data message, which is most
+// of a raw drain's CPU time (one message, one Receive, one Write per row).
+//
+// Reads come from one goroutine at a time (pgconn's, or its background
+// reader's, which pgconn hands over with a lock), so the state needs no
+// lock of its own; arm and disarm happen while no read is in flight.
+type copyConn struct {
+	net.Conn
+
+	// Framing of the backend's stream: nhdr header bytes of the current
+	// message seen (5 = in its body), body bytes of it left.
+	hdr  [5]byte
+	nhdr int
+	body int
+	take bool // the current message's payload goes to sink
+
+	sink io.Writer // armed: where CopyData payloads go; nil otherwise
+	buf  []byte    // read buffer while armed
+	r, w int       // buf[r:w] is read but not yet processed
+	err  error     // a read error to return once buf is drained
+}
+
+// copyReadBuffer is the size of a copyConn's read buffer while a COPY runs.
+const copyReadBuffer = 256 << 10
+
+// errFraming reports a backend message with an impossible length.
+var errFraming = fmt.Errorf("%w: postgres: malformed backend message length", async.ErrProtocol)
+
+// arm sends the payloads of the CopyData messages that follow to sink.
+func (c *copyConn) arm(sink io.Writer) {
+	if c.buf == nil {
+		c.buf = make([]byte, copyReadBuffer)
+	}
+	c.sink = sink
+}
+
+// disarm passes everything through again (after the COPY's ReadyForQuery).
+// A copyConn also disarms itself when a read fails: pgconn then closes the
+// connection and drains it from a goroutine of its own, which must not
+// reach the sink.
+func (c *copyConn) disarm() {
+	if c.sink != nil {
+		c.sink = nil
+	}
+}
+
+// Read implements net.Conn for pgconn.
+func (c *copyConn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if c.sink == nil && c.r == c.w {
+		// Pass through: read into pgconn's buffer and follow the framing.
+		if c.err != nil {
+			err := c.err
+			c.err = nil
+			return 0, err
+		}
+		n, err := c.Conn.Read(p)
+		if ferr := c.follow(p[:n]); ferr != nil {
+			return n, ferr
+		}
+		return n, err
+	}
+	for {
+		if c.r < c.w {
+			n, err := c.process(p)
+			if err != nil {
+				c.sink = nil
+				return n, err
+			}
+			if n > 0 {
+				return n, nil
+			}
+			continue
+		}
+		if c.err != nil {
+			err := c.err
+			c.err, c.sink = nil, nil
+			return 0, err
+		}
+		if c.sink == nil {
+			return c.Read(p)
+		}
+		c.r, c.w = 0, 0
+		n, err := c.Conn.Read(c.buf)
+		c.w, c.err = n, err
+	}
+}
+
+// follow tracks the framing of bytes passed through untouched.
+func (c *copyConn) follow(b []byte) error {
+	for len(b) > 0 {
+		if c.nhdr < 5 {
+			k := copy(c.hdr[c.nhdr:], b)
+			c.nhdr += k
+			b = b[k:]
+			if c.nhdr == 5 {
+				if err := c.startBody(); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		k := min(c.body, len(b))
+		c.body -= k
+		b = b[k:]
+		if c.body == 0 {
+			c.nhdr = 0
+		}
+	}
+	return nil
+}
+
+// startBody reads the length of the header just completed.
+func (c *copyConn) startBody() error {
+	l := int32(binary.BigEndian.Uint32(c.hdr[1:]))
+	if l < 4 {
+		return fmt.Errorf("%w: %d for message %q", errFraming, l, c.hdr[0])
+	}
+	c.body = int(l) - 4
+	if c.body == 0 {
+		c.nhdr = 0
+	}
+	return nil
+}
+
+// process consumes buf[r:w]: CopyData payloads go to the sink (when
+// armed), everything else is copied to p. It returns the bytes put in p.
+func (c *copyConn) process(p []byte) (int, error) {
+	out := 0
+	for c.r < c.w && out < len(p) {
+		in := c.buf[c.r:c.w]
+		if c.nhdr == 0 && len(in) >= 5 && in[0] == 'd' && c.sink != nil {
+			// A CopyData message starting here: skip its header.
+			copy(c.hdr[:], in[:5])
+			c.nhdr, c.r = 5, c.r+5
+			if err := c.startBody(); err != nil {
+				return out, err
+			}
+			c.take = true
+			continue
+		}
+		if c.nhdr < 5 {
+			if c.nhdr == 0 {
+				c.take = in[0] == 'd' && c.sink != nil
+			}
+			k := min(5-c.nhdr, len(in))
+			if !c.take {
+				k = min(k, len(p)-out)
+				copy(p[out:], in[:k])
+				out += k
+			}
+			copy(c.hdr[c.nhdr:], in[:k])
+			c.nhdr += k
+			c.r += k
+			if c.nhdr == 5 {
+				if err := c.startBody(); err != nil {
+					return out, err
+				}
+			}
+			continue
+		}
+		k := min(c.body, len(in))
+		if c.take {
+			if _, err := c.sink.Write(in[:k]); err != nil {
+				return out, err
+			}
+		} else {
+			k = min(k, len(p)-out)
+			copy(p[out:], in[:k])
+			out += k
+		}
+		c.body -= k
+		c.r += k
+		if c.body == 0 {
+			c.nhdr = 0
+		}
+	}
+	return out, nil
+}
+
+// Tune makes the connections of pc (a pgconn.Config; for a pool,
+// &poolConfig.ConnConfig.Config) read COPY results the fast way: their
+// CopyData messages are parsed straight off the socket instead of one
+// pgconn message at a time (a raw drain spends most of its CPU time on
+// that). Connections Volley opens itself are tuned already; call Tune on a
+// pool's configuration before pgxpool.NewWithConfig to get the same with
+// [FromPool]. It chains an AfterNetConnect already set; tuning twice is
+// harmless.
+func Tune(pc *pgconn.Config) {
+	if pc == nil {
+		return
+	}
+	prev := pc.AfterNetConnect
+	pc.AfterNetConnect = func(ctx context.Context, cfg *pgconn.Config, conn net.Conn) (net.Conn, error) {
+		if prev != nil {
+			var err error
+			if conn, err = prev(ctx, cfg, conn); err != nil {
+				return nil, err
+			}
+		}
+		if cc, ok := conn.(*copyConn); ok {
+			return cc, nil
+		}
+		return &copyConn{Conn: conn}, nil
+	}
+}
