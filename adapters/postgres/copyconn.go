@@ -35,6 +35,7 @@ type copyConn struct {
 	take bool // the current message's payload goes to sink
 
 	sink io.Writer // armed: where CopyData payloads go; nil otherwise
+	run  runWriter // sink's runWriter, if it is one
 	buf  []byte    // read buffer while armed
 	r, w int       // buf[r:w] is read but not yet processed
 	err  error     // a read error to return once buf is drained
@@ -46,12 +47,38 @@ const copyReadBuffer = 256 << 10
 // errFraming reports a backend message with an impossible length.
 var errFraming = fmt.Errorf("%w: postgres: malformed backend message length", async.ErrProtocol)
 
+// runWriter is a sink that also takes a run of whole CopyData messages
+// (headers included) at once: writeRun consumes the complete CopyData
+// messages at the start of b and returns their total size, 0 when it
+// leaves b to the message-at-a-time path (a message not whole, or one it
+// will not judge, such as a bad length).
+type runWriter interface {
+	writeRun(b []byte) int
+}
+
+// eachCopyData calls f with the payload of each whole CopyData message at
+// the start of b and returns their total size (headers included). It
+// stops at anything else: another message, one not whole, a bad length.
+func eachCopyData(b []byte, f func(payload []byte)) int {
+	n := 0
+	for len(b)-n >= 5 && b[n] == 'd' {
+		l := int(binary.BigEndian.Uint32(b[n+1:]))
+		if l < 4 || len(b)-n-1 < l {
+			break
+		}
+		f(b[n+5 : n+1+l])
+		n += 1 + l
+	}
+	return n
+}
+
 // arm sends the payloads of the CopyData messages that follow to sink.
 func (c *copyConn) arm(sink io.Writer) {
 	if c.buf == nil {
 		c.buf = make([]byte, copyReadBuffer)
 	}
 	c.sink = sink
+	c.run, _ = sink.(runWriter)
 }
 
 // disarm passes everything through again (after the COPY's ReadyForQuery).
@@ -60,7 +87,7 @@ func (c *copyConn) arm(sink io.Writer) {
 // reach the sink.
 func (c *copyConn) disarm() {
 	if c.sink != nil {
-		c.sink = nil
+		c.sink, c.run = nil, nil
 	}
 }
 
@@ -86,7 +113,7 @@ func (c *copyConn) Read(p []byte) (int, error) {
 		if c.r < c.w {
 			n, err := c.process(p)
 			if err != nil {
-				c.sink = nil
+				c.sink, c.run = nil, nil
 				return n, err
 			}
 			if n > 0 {
@@ -96,7 +123,7 @@ func (c *copyConn) Read(p []byte) (int, error) {
 		}
 		if c.err != nil {
 			err := c.err
-			c.err, c.sink = nil, nil
+			c.err, c.sink, c.run = nil, nil, nil
 			return 0, err
 		}
 		if c.sink == nil {
@@ -151,6 +178,14 @@ func (c *copyConn) process(p []byte) (int, error) {
 	out := 0
 	for c.r < c.w && out < len(p) {
 		in := c.buf[c.r:c.w]
+		if c.nhdr == 0 && c.run != nil && len(in) >= 5 && in[0] == 'd' {
+			// Whole CopyData messages here: the sink takes them in one
+			// call (no per-message round trip through this loop).
+			if n := c.run.writeRun(in); n > 0 {
+				c.r += n
+				continue
+			}
+		}
 		if c.nhdr == 0 && len(in) >= 5 && in[0] == 'd' && c.sink != nil {
 			// A CopyData message starting here: skip its header.
 			copy(c.hdr[:], in[:5])

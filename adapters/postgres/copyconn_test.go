@@ -95,15 +95,24 @@ func readAll(t *testing.T, c *copyConn, sizes []int) []byte {
 func TestCopyConnSplitsTheStream(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	all, rest, payloads := backendStream(r, 2000)
-	for _, tc := range []struct{ sock, reader []int }{
-		{nil, []int{8192}},
-		{[]int{1}, []int{3}},
-		{[]int{5, 1, 7000}, []int{1, 2, 5, 8192}},
-		{[]int{4, 6, 100, 1 << 20}, []int{17}},
+	for _, tc := range []struct {
+		sock, reader []int
+		runs         bool
+	}{
+		{nil, []int{8192}, false},
+		{nil, []int{8192}, true},
+		{[]int{1}, []int{3}, true},
+		{[]int{5, 1, 7000}, []int{1, 2, 5, 8192}, false},
+		{[]int{5, 1, 7000}, []int{1, 2, 5, 8192}, true},
+		{[]int{4, 6, 100, 1 << 20}, []int{17}, true},
 	} {
 		var sink bytes.Buffer
 		c := &copyConn{Conn: &chunkConn{data: all, sizes: tc.sock}}
-		c.arm(&sink)
+		if tc.runs {
+			c.arm(&runSink{&sink})
+		} else {
+			c.arm(&sink)
+		}
 		got := readAll(t, c, tc.reader)
 		if !bytes.Equal(got, rest) {
 			t.Fatalf("%v: pgconn got %d bytes, want the %d non-CopyData ones", tc, len(got), len(rest))
@@ -119,6 +128,13 @@ func TestCopyConnSplitsTheStream(t *testing.T) {
 			t.Fatalf("%v: framing ends mid-message (%d, %d)", tc, c.nhdr, c.body)
 		}
 	}
+}
+
+// runSink is a runWriter appending payloads to a buffer.
+type runSink struct{ *bytes.Buffer }
+
+func (s *runSink) writeRun(b []byte) int {
+	return eachCopyData(b, func(p []byte) { s.Write(p) })
 }
 
 // A message length below 4 is a protocol error, armed or not.
@@ -146,7 +162,9 @@ func FuzzCopyConn(f *testing.F) {
 		}
 		var sink bytes.Buffer
 		c := &copyConn{Conn: &chunkConn{data: data, sizes: []int{int(a%512) + 1}}}
-		if armed {
+		if armed && a%2 == 0 {
+			c.arm(&runSink{&sink})
+		} else if armed {
 			c.arm(&sink)
 		}
 		var out []byte

@@ -342,6 +342,23 @@ func (w *stopWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// writeRun takes whole CopyData messages off the front of b for a
+// copyConn (runWriter) and returns their total size.
+func (w *stopWriter) writeRun(b []byte) int {
+	return eachCopyData(b, func(payload []byte) {
+		if !w.stopped && w.stop.Load() {
+			w.stopped = true
+		}
+		if w.stopped {
+			return
+		}
+		if _, err := w.p.Write(payload); err != nil {
+			w.failed, w.stopped = err, true
+			w.cancel()
+		}
+	})
+}
+
 func trimStatement(sql string) string {
 	return strings.TrimRight(strings.TrimSpace(sql), "; \t\r\n")
 }
