@@ -61,8 +61,8 @@
 //
 // Connections the adapter opens, and those of pools configured with
 // [Tune], read COPY results below pgconn: while a COPY of the adapter's
-// runs, the connection's net.Conn takes the CopyData messages out of the
-// stream as it reads the socket and feeds their payloads to the parser;
+// runs, the reader under pgconn's message decoder takes the CopyData
+// messages out of the stream and feeds their payloads to the parser;
 // pgconn sees every other message (notices, errors, CommandComplete,
 // ReadyForQuery) as usual. This skips pgconn's per-message work, which is
 // most of a raw drain's CPU time. Connections of an untuned pool work the
@@ -200,7 +200,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 			return nil, wrapErr("acquire", err)
 		}
 		conn := newConn(pc.Conn().PgConn(), c.cfg)
-		conn.cc, _ = pc.Conn().PgConn().Conn().(*copyConn) // with Tune
+		conn.cc = copyReaderOf(pc.Conn().PgConn()) // with Tune
 		conn.release = func(valid bool) {
 			if !valid {
 				_ = pc.Conn().PgConn().Close(context.Background())
@@ -228,7 +228,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 		return nil, wrapErr("connect", err)
 	}
 	conn.pg = pg
-	conn.cc, _ = pg.Conn().(*copyConn)
+	conn.cc = copyReaderOf(pg)
 	return conn, nil
 }
 
@@ -262,7 +262,7 @@ func (e *lostConnError) Unwrap() []error { return []error{e.notice, e.err} }
 // CancelServer may be called from any goroutine.
 type Conn struct {
 	pg     *pgconn.PgConn
-	cc     *copyConn // the socket reader that parses COPY data, or nil
+	cc     *copyReader // the socket reader that parses COPY data, or nil
 	cfg    Config
 	mem    memory.Allocator
 	cat    *catalog

@@ -281,20 +281,11 @@ func (s *source) startCopy() error {
 		defer b.release()
 		// The context is Background: cancellation goes through
 		// CancelRequest and the drain, so the connection survives it.
-		if pg.IsClosed() {
-			cc = nil // no arming while pgconn's closing goroutine may read
-		}
 		if cc != nil {
 			cc.arm(w) // pgconn then sees no CopyData; w gets them off the socket
 		}
 		_, err := pg.CopyTo(context.Background(), w, sql)
 		if cc != nil {
-			if err != nil && pg.IsClosed() {
-				// pgconn drains the socket on a goroutine of its own
-				// before closing it; the parser is ours again once it
-				// is done.
-				<-pg.CleanupDone()
-			}
 			cc.disarm()
 		}
 		if w.failed != nil && (err == nil || sqlState(err) == "57014") {
@@ -343,7 +334,7 @@ func (w *stopWriter) Write(b []byte) (int, error) {
 }
 
 // writeRun takes whole CopyData messages off the front of b for a
-// copyConn (runWriter) and returns their total size.
+// copyReader (runWriter) and returns their total size.
 func (w *stopWriter) writeRun(b []byte) int {
 	return eachCopyData(b, func(payload []byte) {
 		if !w.stopped && w.stop.Load() {

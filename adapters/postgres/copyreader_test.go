@@ -6,14 +6,12 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
-	"net"
 	"testing"
 )
 
-// chunkConn is a net.Conn whose Read returns data in the sizes given
-// (cycling), then io.EOF.
+// chunkConn is a reader that returns data in the sizes given (cycling),
+// then io.EOF.
 type chunkConn struct {
-	net.Conn
 	data  []byte
 	sizes []int
 	i     int
@@ -70,7 +68,7 @@ func backendStream(r *rand.Rand, n int) (all, rest, payloads []byte) {
 }
 
 // readAll reads c as pgconn would, with reads of the sizes given.
-func readAll(t *testing.T, c *copyConn, sizes []int) []byte {
+func readAll(t *testing.T, c *copyReader, sizes []int) []byte {
 	t.Helper()
 	var out []byte
 	for i := 0; ; i++ {
@@ -89,10 +87,10 @@ func readAll(t *testing.T, c *copyConn, sizes []int) []byte {
 	}
 }
 
-// An armed copyConn takes exactly the CopyData messages out and passes
+// An armed copyReader takes exactly the CopyData messages out and passes
 // every other byte through in order, whatever the read sizes on either
 // side; a disarmed one passes everything.
-func TestCopyConnSplitsTheStream(t *testing.T) {
+func TestCopyReaderSplitsTheStream(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	all, rest, payloads := backendStream(r, 2000)
 	for _, tc := range []struct {
@@ -107,7 +105,7 @@ func TestCopyConnSplitsTheStream(t *testing.T) {
 		{[]int{4, 6, 100, 1 << 20}, []int{17}, true},
 	} {
 		var sink bytes.Buffer
-		c := &copyConn{Conn: &chunkConn{data: all, sizes: tc.sock}}
+		c := &copyReader{src: &chunkConn{data: all, sizes: tc.sock}}
 		if tc.runs {
 			c.arm(&runSink{&sink})
 		} else {
@@ -120,9 +118,9 @@ func TestCopyConnSplitsTheStream(t *testing.T) {
 		if !bytes.Equal(sink.Bytes(), payloads) {
 			t.Fatalf("%v: sink got %d bytes, want %d of payload", tc, sink.Len(), len(payloads))
 		}
-		c = &copyConn{Conn: &chunkConn{data: all, sizes: tc.sock}}
+		c = &copyReader{src: &chunkConn{data: all, sizes: tc.sock}}
 		if got := readAll(t, c, tc.reader); !bytes.Equal(got, all) {
-			t.Fatalf("%v: a disarmed copyConn changed the stream", tc)
+			t.Fatalf("%v: a disarmed copyReader changed the stream", tc)
 		}
 		if c.nhdr != 0 || c.body != 0 {
 			t.Fatalf("%v: framing ends mid-message (%d, %d)", tc, c.nhdr, c.body)
@@ -138,10 +136,10 @@ func (s *runSink) writeRun(b []byte) int {
 }
 
 // A message length below 4 is a protocol error, armed or not.
-func TestCopyConnBadLength(t *testing.T) {
+func TestCopyReaderBadLength(t *testing.T) {
 	bad := []byte{'d', 0, 0, 0, 2, 'x'}
 	for _, armed := range []bool{false, true} {
-		c := &copyConn{Conn: &chunkConn{data: bad}}
+		c := &copyReader{src: &chunkConn{data: bad}}
 		if armed {
 			c.arm(io.Discard)
 		}
@@ -152,7 +150,7 @@ func TestCopyConnBadLength(t *testing.T) {
 	}
 }
 
-func FuzzCopyConn(f *testing.F) {
+func FuzzCopyReader(f *testing.F) {
 	all, _, _ := backendStream(rand.New(rand.NewPCG(3, 4)), 5)
 	f.Add(all, uint16(7), uint16(3), true)
 	f.Add([]byte{'d', 0, 0, 0, 2}, uint16(1), uint16(1), false)
@@ -161,7 +159,7 @@ func FuzzCopyConn(f *testing.F) {
 			return // byte-at-a-time reads of large inputs only slow the fuzzer
 		}
 		var sink bytes.Buffer
-		c := &copyConn{Conn: &chunkConn{data: data, sizes: []int{int(a%512) + 1}}}
+		c := &copyReader{src: &chunkConn{data: data, sizes: []int{int(a%512) + 1}}}
 		if armed && a%2 == 0 {
 			c.arm(&runSink{&sink})
 		} else if armed {
@@ -183,7 +181,7 @@ func FuzzCopyConn(f *testing.F) {
 			t.Fatalf("%d + %d bytes out of %d in", len(out), sink.Len(), len(data))
 		}
 		if !armed && !bytes.HasPrefix(data, out) {
-			t.Fatal("a disarmed copyConn changed the stream")
+			t.Fatal("a disarmed copyReader changed the stream")
 		}
 	})
 }

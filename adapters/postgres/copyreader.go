@@ -1,31 +1,35 @@
 package postgres
 
 import (
-	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
-	"net"
+	"runtime"
+	"sync"
+	"weak"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/volleyhq/volley/async"
 )
 
-// copyConn is the net.Conn under pgconn on the connections the adapter
-// opens (and on those of pools configured with [Tune]). It passes the
-// backend's bytes through unchanged, tracking only the message framing,
-// except while a COPY TO STDOUT of the adapter's runs: then it takes the
-// CopyData messages out of the stream and hands their payloads straight to
-// the COPY parser, reading the socket in large chunks. pgconn sees the rest
-// of the protocol (CopyOutResponse, notices, errors, CommandComplete,
-// ReadyForQuery) as usual and never handles a data message, which is most
-// of a raw drain's CPU time (one message, one Receive, one Write per row).
+// copyReader is the reader under pgconn's message decoder (pgproto3's
+// Frontend) on the connections the adapter opens, and on those of pools
+// configured with [Tune]. It passes the backend's bytes through unchanged,
+// tracking only the message framing, except while a COPY TO STDOUT of the
+// adapter's runs: then it takes the CopyData messages out of the stream
+// and hands their payloads straight to the COPY parser, reading in large
+// chunks. pgconn sees the rest of the protocol (CopyOutResponse, notices,
+// errors, CommandComplete, ReadyForQuery) as usual and never handles a
+// data message, which is most of a raw drain's CPU time (one message, one
+// Receive, one Write per row). It sits above pgconn's background reader and
+// leaves the net.Conn alone (TLS channel binding looks at its type).
 //
-// Reads come from one goroutine at a time (pgconn's, or its background
-// reader's, which pgconn hands over with a lock), so the state needs no
-// lock of its own; arm and disarm happen while no read is in flight.
-type copyConn struct {
-	net.Conn
+// Only pgconn's message decoder reads it, on the goroutine that owns the
+// connection at the time, so the state needs no lock of its own; arm and
+// disarm happen while no read is in flight.
+type copyReader struct {
+	src io.Reader
 
 	// Framing of the backend's stream: nhdr header bytes of the current
 	// message seen (5 = in its body), body bytes of it left.
@@ -41,7 +45,7 @@ type copyConn struct {
 	err  error     // a read error to return once buf is drained
 }
 
-// copyReadBuffer is the size of a copyConn's read buffer while a COPY runs.
+// copyReadBuffer is the size of a copyReader's read buffer while a COPY runs.
 const copyReadBuffer = 256 << 10
 
 // errFraming reports a backend message with an impossible length.
@@ -73,7 +77,7 @@ func eachCopyData(b []byte, f func(payload []byte)) int {
 }
 
 // arm sends the payloads of the CopyData messages that follow to sink.
-func (c *copyConn) arm(sink io.Writer) {
+func (c *copyReader) arm(sink io.Writer) {
 	if c.buf == nil {
 		c.buf = make([]byte, copyReadBuffer)
 	}
@@ -82,17 +86,16 @@ func (c *copyConn) arm(sink io.Writer) {
 }
 
 // disarm passes everything through again (after the COPY's ReadyForQuery).
-// A copyConn also disarms itself when a read fails: pgconn then closes the
-// connection and drains it from a goroutine of its own, which must not
-// reach the sink.
-func (c *copyConn) disarm() {
+// A copyReader also disarms itself when a read fails (the connection is
+// lost then).
+func (c *copyReader) disarm() {
 	if c.sink != nil {
 		c.sink, c.run = nil, nil
 	}
 }
 
-// Read implements net.Conn for pgconn.
-func (c *copyConn) Read(p []byte) (int, error) {
+// Read implements io.Reader for pgproto3.
+func (c *copyReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
@@ -103,7 +106,7 @@ func (c *copyConn) Read(p []byte) (int, error) {
 			c.err = nil
 			return 0, err
 		}
-		n, err := c.Conn.Read(p)
+		n, err := c.src.Read(p)
 		if ferr := c.follow(p[:n]); ferr != nil {
 			return n, ferr
 		}
@@ -130,13 +133,13 @@ func (c *copyConn) Read(p []byte) (int, error) {
 			return c.Read(p)
 		}
 		c.r, c.w = 0, 0
-		n, err := c.Conn.Read(c.buf)
+		n, err := c.src.Read(c.buf)
 		c.w, c.err = n, err
 	}
 }
 
 // follow tracks the framing of bytes passed through untouched.
-func (c *copyConn) follow(b []byte) error {
+func (c *copyReader) follow(b []byte) error {
 	for len(b) > 0 {
 		if c.nhdr < 5 {
 			k := copy(c.hdr[c.nhdr:], b)
@@ -160,7 +163,7 @@ func (c *copyConn) follow(b []byte) error {
 }
 
 // startBody reads the length of the header just completed.
-func (c *copyConn) startBody() error {
+func (c *copyReader) startBody() error {
 	l := int32(binary.BigEndian.Uint32(c.hdr[1:]))
 	if l < 4 {
 		return fmt.Errorf("%w: %d for message %q", errFraming, l, c.hdr[0])
@@ -174,7 +177,7 @@ func (c *copyConn) startBody() error {
 
 // process consumes buf[r:w]: CopyData payloads go to the sink (when
 // armed), everything else is copied to p. It returns the bytes put in p.
-func (c *copyConn) process(p []byte) (int, error) {
+func (c *copyReader) process(p []byte) (int, error) {
 	out := 0
 	for c.r < c.w && out < len(p) {
 		in := c.buf[c.r:c.w]
@@ -237,27 +240,43 @@ func (c *copyConn) process(p []byte) (int, error) {
 
 // Tune makes the connections of pc (a pgconn.Config; for a pool,
 // &poolConfig.ConnConfig.Config) read COPY results the fast way: their
-// CopyData messages are parsed straight off the socket instead of one
-// pgconn message at a time (a raw drain spends most of its CPU time on
-// that). Connections Volley opens itself are tuned already; call Tune on a
-// pool's configuration before pgxpool.NewWithConfig to get the same with
-// [FromPool]. It chains an AfterNetConnect already set; tuning twice is
-// harmless.
+// CopyData messages are parsed straight off the wire instead of one pgconn
+// message at a time (a raw drain spends most of its CPU time on that).
+// Connections Volley opens itself are tuned already; call Tune on a pool's
+// configuration before pgxpool.NewWithConfig to get the same with
+// [FromPool]. It wraps the reader a BuildFrontend already set is given;
+// tuning twice is harmless.
 func Tune(pc *pgconn.Config) {
 	if pc == nil {
 		return
 	}
-	prev := pc.AfterNetConnect
-	pc.AfterNetConnect = func(ctx context.Context, cfg *pgconn.Config, conn net.Conn) (net.Conn, error) {
-		if prev != nil {
-			var err error
-			if conn, err = prev(ctx, cfg, conn); err != nil {
-				return nil, err
-			}
-		}
-		if cc, ok := conn.(*copyConn); ok {
-			return cc, nil
-		}
-		return &copyConn{Conn: conn}, nil
+	build := pc.BuildFrontend
+	if build == nil {
+		build = pgproto3.NewFrontend
 	}
+	pc.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
+		cr, ok := r.(*copyReader)
+		if !ok {
+			cr = &copyReader{src: r}
+		}
+		f := build(cr, w)
+		if !ok {
+			key := weak.Make(f)
+			readers.Store(key, cr)
+			runtime.AddCleanup(f, func(k weak.Pointer[pgproto3.Frontend]) { readers.Delete(k) }, key)
+		}
+		return f
+	}
+}
+
+// readers maps the Frontends of tuned connections to their copyReaders;
+// an entry goes with its Frontend.
+var readers sync.Map // weak.Pointer[pgproto3.Frontend] → *copyReader
+
+// copyReaderOf returns the copyReader of a tuned connection, or nil.
+func copyReaderOf(pg *pgconn.PgConn) *copyReader {
+	if v, ok := readers.Load(weak.Make(pg.Frontend())); ok {
+		return v.(*copyReader)
+	}
+	return nil
 }
