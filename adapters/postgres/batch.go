@@ -25,7 +25,7 @@ type batcher struct {
 	bytes    int64
 	maxRows  int64
 	maxBytes int64
-	// lastRows is the previous batch's row count and lastData its string
+	// lastRows is a recent batches' row count and lastData their string
 	// columns' data sizes, used to reserve builder capacity once per batch
 	// instead of growing by doubling (and copying).
 	lastRows int
@@ -168,12 +168,12 @@ func (b *batcher) flush() arrow.RecordBatch {
 	cols := make([]arrow.Array, len(b.decs))
 	for i, bb := range b.binary {
 		if sc := b.strs[i]; sc != nil {
-			b.lastData[i] = sc.dlen
+			b.lastData[i] = sizeHint(b.lastData[i], sc.dlen)
 			cols[i] = sc.finish()
 			continue
 		}
 		if bb != nil {
-			b.lastData[i] = bb.DataLen()
+			b.lastData[i] = sizeHint(b.lastData[i], bb.DataLen())
 		}
 		cols[i] = b.blds[i].NewArray()
 		if w := b.width[i]; w > 0 {
@@ -184,7 +184,7 @@ func (b *batcher) flush() arrow.RecordBatch {
 	for _, c := range cols {
 		c.Release()
 	}
-	b.lastRows = int(b.rows)
+	b.lastRows = sizeHint(b.lastRows, int(b.rows))
 	b.rows, b.bytes, b.room = 0, 0, 0
 	return rec
 }
@@ -204,6 +204,13 @@ func (b *batcher) release() {
 		}
 	}
 }
+
+// sizeHint follows the largest of recent batches' sizes: n, or the
+// previous hint less a sixteenth when that is more. Batches cut by bytes
+// vary by a few percent in rows and data; sizing the next one from the
+// last alone would now and then ask for a little more than the buffers
+// the recycler holds, which then sit unused while new ones are made.
+func sizeHint(prev, n int) int { return max(n, prev-prev/16) }
 
 // dirtyWidth is the value width in bytes of a plain fixed-width type whose
 // builder writes every value slot it appends (all but nulls' slots), or 0.
