@@ -51,16 +51,16 @@ func TestRecycler(t *testing.T) {
 	}
 }
 
-// A string column built on dirty recycled buffers still starts its offsets
-// at zero and has exact validity bits.
-func TestStrColOnDirtyBuffers(t *testing.T) {
+// junkRecycler holds k buffers of each of a few sizes, every byte 0xff:
+// what a column built on reused buffers must never show.
+func junkRecycler(k int) *recycler {
 	r := &recycler{limit: 64 << 20}
 	var junk [][]byte
 	for _, n := range []int{64 << 10, 128 << 10, 256 << 10, 512 << 10, 1 << 20} {
-		for k := 0; k < 3; k++ {
+		for i := 0; i < k; i++ {
 			b := r.Allocate(n)
-			for i := range b {
-				b[i] = 0xff
+			for j := range b {
+				b[j] = 0xff
 			}
 			junk = append(junk, b)
 		}
@@ -68,6 +68,13 @@ func TestStrColOnDirtyBuffers(t *testing.T) {
 	for _, b := range junk {
 		r.Free(b)
 	}
+	return r
+}
+
+// A string column built on dirty recycled buffers still starts its offsets
+// at zero and has exact validity bits.
+func TestStrColOnDirtyBuffers(t *testing.T) {
+	r := junkRecycler(3)
 	c := newStrCol(r, arrow.BinaryTypes.String)
 	c.reserve(50000, 200000)
 	for i := 0; i < 50000; i++ {
@@ -97,20 +104,7 @@ func TestStrColOnDirtyBuffers(t *testing.T) {
 // Fixed-width columns built on dirty recycled buffers: a null's value slot
 // reads as zero, not as the bytes a previous batch left there.
 func TestFixedColsOnDirtyBuffers(t *testing.T) {
-	r := &recycler{limit: 64 << 20}
-	var junk [][]byte
-	for _, n := range []int{64 << 10, 128 << 10, 256 << 10, 512 << 10, 1 << 20} {
-		for k := 0; k < 4; k++ {
-			b := r.Allocate(n)
-			for i := range b {
-				b[i] = 0xff
-			}
-			junk = append(junk, b)
-		}
-	}
-	for _, b := range junk {
-		r.Free(b)
-	}
+	r := junkRecycler(4)
 	int8T := &pgType{oid: 20, name: "int8", kind: kInt8}
 	numT := &pgType{oid: 1700, name: "numeric", kind: kNumeric}
 	typmod := int32((15<<16 | 2) + 4)
