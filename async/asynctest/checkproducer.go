@@ -280,8 +280,25 @@ var producerChecks = []producerCheck{
 	{"N2_DemandBounded", func(t TB, f ProducerFactory) {
 		s := newStream(t)
 		h := &Handler{InitialRequest: 2}
+		third := make(chan struct{})
 		h.TaskHook = func(h *Handler, i int, _ async.Task) error {
-			if i >= 2 {
+			switch {
+			case i == 2:
+				// Demand is used up. Before asking for more, give a
+				// producer that ignores demand the chance to send a third
+				// task anyway (a conformant one sends nothing, and the
+				// wait ends by timeout); asking at once would race it.
+				s.goHelp(func() {
+					select {
+					case <-third:
+					case <-time.After(100 * time.Millisecond):
+					}
+					h.Request(1)
+				})
+			case i > 2:
+				if i == 3 {
+					close(third)
+				}
 				s.goHelp(func() { h.Request(1) })
 			}
 			return nil
