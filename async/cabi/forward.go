@@ -62,6 +62,7 @@ type producerBox struct{ p async.Producer }
 type fwdTask struct {
 	t  async.Task
 	ps *producerState
+	f  *Forwarder
 }
 
 // Forward wraps the C handler h, which the caller allocated and filled (O1,
@@ -186,7 +187,7 @@ func (f *Forwarder) OnNextTask(task async.Task, md arrow.Metadata) error {
 		rc = C.vl_send_end(f.c, cmd, f.ps.c, &pending)
 	} else {
 		f.ps.refs.Add(1)
-		h := cgo.NewHandle(&fwdTask{t: task, ps: f.ps})
+		h := cgo.NewHandle(&fwdTask{t: task, ps: f.ps, f: f})
 		// A refused task still belongs to the consumer, which extracts or
 		// discards it (T1); its handle is freed there.
 		rc = C.vl_send_task(f.c, C.uintptr_t(h), cmd, f.ps.c, &pending)
@@ -352,14 +353,38 @@ func goTaskExtract(h C.uintptr_t, out *C.struct_ArrowDeviceArray) (rc C.int) {
 		return 0
 	}
 	b, err := ft.t.Extract()
-	if err != nil {
-		return C.int(errnoOf(err))
+	if err == nil {
+		if err = exportBatch(b, out); err != nil {
+			b.Release()
+		}
 	}
-	if err := exportBatch(b, out); err != nil {
-		b.Release()
+	if err != nil {
+		// T5: the failure is reported through on_error, which must not
+		// run inside extract_data (the consumer may be extracting from
+		// within on_next_task, under the Forwarder's lock).
+		go ft.f.extractFailed(err)
 		return C.int(errnoOf(err))
 	}
 	return 0
+}
+
+// extractFailed ends the stream after an extract_data that failed: one
+// on_error for the failure (unless the stream already ended or reported
+// one), then the Go producer is cancelled so that it ends with release
+// only (the Forwarder refuses its further tasks).
+func (f *Forwarder) extractFailed(err error) {
+	ae := async.AsError(err)
+	f.mu.Lock()
+	report := !f.released && !f.errored
+	if report {
+		f.onErrorLocked(&async.Error{Code: errnoOf(err), Message: "cabi: extract_data failed: " + ae.Message, Metadata: ae.Metadata, Err: err})
+	}
+	f.mu.Unlock()
+	if report {
+		if p := f.ps.producer(); p != nil {
+			p.Cancel()
+		}
+	}
 }
 
 func errnoOf(err error) async.Errno {

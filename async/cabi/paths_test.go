@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -375,4 +377,68 @@ func TestHandlerPanicAcrossC(t *testing.T) {
 		}
 		mem.AssertSize(t, 0)
 	}
+}
+
+// hollowMover yields device batches with neither a Record nor an Array
+// tree: the bridge cannot export them, so every extract_data fails.
+type hollowMover struct{ moved, released atomic.Int64 }
+
+func (m *hollowMover) Device() async.Device { return async.CPU }
+
+func (m *hollowMover) Move(_ context.Context, rec arrow.RecordBatch) (*async.DeviceBatch, error) {
+	m.moved.Add(1)
+	return async.NewDeviceBatch(async.DeviceBatchParts{Device: async.CPU, Schema: rec.Schema(), NumRows: rec.NumRows(),
+		Release: func() { m.released.Add(1); rec.Release() }}), nil
+}
+
+// T5: an extract_data that fails is followed by one on_error for that
+// failure, then release only; the Go producer ends, and nothing leaks.
+// The consumer extracts inside on_next_task, so on_error must not be
+// called from inside extract_data.
+func TestExtractFailureReported(t *testing.T) {
+	noCLeft(t)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	m := &hollowMover{}
+	h := &asynctest.Handler{InitialRequest: 4}
+	// Bounded: without T5 the stream would wait for demand forever.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	perr := bridge(ctx, h, &asynctest.Source{Alloc: mem, Batches: 10}, async.ProduceOptions{Mover: m})
+	wctx, wcancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer wcancel()
+	if err := h.WaitReleased(wctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.ExtractErrors()); n < 1 {
+		t.Fatalf("%d extraction errors, want at least 1", n)
+	}
+	if n := h.Count(asynctest.EvError); n != 1 {
+		t.Fatalf("%d on_error calls, want 1 (T5)", n)
+	}
+	var got *async.Error
+	var sawErr bool
+	for _, e := range h.Events() {
+		switch {
+		case e.Kind == asynctest.EvError:
+			got, sawErr = e.Err, true
+		case sawErr && e.Kind != asynctest.EvRelease:
+			t.Errorf("%v after on_error (E1)", e.Kind)
+		}
+	}
+	if got.Code != async.EINVAL || !strings.Contains(got.Message, "extract_data") {
+		t.Errorf("on_error(%v, %q), want EINVAL naming extract_data", got.Code, got.Message)
+	}
+	if h.Count(asynctest.EvRelease) != 1 {
+		t.Errorf("%d releases", h.Count(asynctest.EvRelease))
+	}
+	if v := h.Violations(); len(v) > 0 {
+		t.Errorf("consumer-side violations: %v", v)
+	}
+	if perr == nil {
+		t.Error("Produce returned nil for a stream that ended in an error")
+	}
+	if m.moved.Load() != m.released.Load() {
+		t.Errorf("%d batches moved, %d released", m.moved.Load(), m.released.Load())
+	}
+	mem.AssertSize(t, 0)
 }
