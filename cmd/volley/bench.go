@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/volleyhq/volley/integration/pgbench"
 	"github.com/volleyhq/volley/integration/pgtest"
@@ -27,7 +28,8 @@ are its own (the harness is integration/pgbench):
   pgx-scan      pgx Query: every row scanned into typed Go values
   volley        Volley's postgres adapter: Arrow record batches on the CPU
   adbc          with --adbc-driver: that ADBC C driver through Volley's adbc adapter
-                (its "uri" option is set to the DSN, as the PostgreSQL ADBC driver wants)
+                (its "uri" option is set to the DSN, as the PostgreSQL ADBC driver wants;
+                --adbc-uri-option and --adbc-option change that)
 
 The data is a lineitem-shaped table of --rows rows (16 columns: integers,
 numeric(15,2), char, date, varchar), generated in SQL in an ephemeral PostgreSQL
@@ -46,6 +48,8 @@ Flags:
   --batch-bytes N       Volley's batch size bound (default 16MiB)
   --adbc-driver PATH    also measure this ADBC C driver library
   --adbc-entrypoint S   its entry point (default: the driver manager's guess)
+  --adbc-option K=V     an extra database option for that driver (repeatable)
+  --adbc-uri-option K   the option set to the DSN (default uri; - sets none)
   --stats text|json     the table as text (default) or the measurements as JSON on stdout
                         (durations in nanoseconds)
 
@@ -54,6 +58,8 @@ Examples:
   volley bench --rows 5000000 --transport unix --runs 5
   volley bench --dsn postgres://postgres@localhost:5432/postgres --rows 200000
   volley bench --adbc-driver /usr/lib/libadbc_driver_postgresql.so --adbc-entrypoint AdbcDriverPostgresqlInit
+  volley bench --adbc-driver ./libduckdb_adbc.so --adbc-entrypoint duckdb_adbc_init \
+      --adbc-uri-option - --adbc-option path=/tmp/lineitem.duckdb   (a DuckDB file with the same table)
 
 ` + exitCodesHelp
 
@@ -71,6 +77,9 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	fs.Var(&batchBytes, "batch-bytes", "Volley batch size bound")
 	adbcDriver := fs.String("adbc-driver", "", "ADBC C driver library")
 	adbcEntry := fs.String("adbc-entrypoint", "", "its entry point")
+	adbcOpts := optionsFlag{}
+	fs.Var(adbcOpts, "adbc-option", "extra ADBC database option K=V")
+	adbcURI := fs.String("adbc-uri-option", "uri", "the ADBC option set to the DSN")
 	stats := fs.String("stats", "text", "text or json")
 	if err := parseFlags(e, fs, benchHelp, args); err != nil {
 		return err
@@ -86,6 +95,10 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		return usagef("--transport %q: want tcp or unix", *transport)
 	case *stats != "text" && *stats != "json":
 		return usagef("--stats %q: want text or json", *stats)
+	case *adbcURI == "":
+		return usagef("--adbc-uri-option: empty (use - for none)")
+	case len(adbcOpts) > 0 && *adbcDriver == "":
+		return usagef("--adbc-option needs --adbc-driver")
 	case *adbcDriver != "" && !regular(*adbcDriver):
 		return withHint(exitConnect, fmt.Errorf("--adbc-driver %s: no such file", *adbcDriver), "")
 	}
@@ -96,6 +109,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	cfg := pgbench.Config{DSN: *dsn, Transports: []pgbench.Transport{{Name: "dsn", DSN: *dsn}},
 		Rows: *rows, Table: benchTable, Drop: true, Queries: pgbench.Queries[:1], Runs: *runs,
 		Binary: exe, BatchBytes: int64(batchBytes), ADBCDriver: *adbcDriver, ADBCEntryPoint: *adbcEntry,
+		ADBCOptions: adbcOpts, ADBCURIOption: *adbcURI,
 		Log: prefixed{e.stderr}}
 	if *dsn == "" {
 		fmt.Fprintln(e.stderr, "volley bench: starting an ephemeral PostgreSQL cluster…")
@@ -146,4 +160,21 @@ func (p prefixed) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return len(b), nil
+}
+
+// optionsFlag collects repeated K=V flags.
+type optionsFlag map[string]string
+
+func (o optionsFlag) String() string { return "" }
+
+func (o optionsFlag) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return errors.New("want KEY=VALUE")
+	}
+	if _, dup := o[k]; dup {
+		return fmt.Errorf("%q given twice", k)
+	}
+	o[k] = val
+	return nil
 }

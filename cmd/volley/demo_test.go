@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -186,6 +187,35 @@ func TestBench(t *testing.T) {
 		!strings.Contains(lines[6], "adbc") || !strings.Contains(lines[6], "error:") ||
 		!strings.Contains(r.stderr, "1 of 6 measurements failed; adbc: ") {
 		t.Errorf("bench with a failing ADBC driver: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	// Pointed at a DuckDB file that holds the table (--adbc-option, no DSN
+	// option), the ADBC measurement succeeds and reads every row.
+	file := filepath.Join(t.TempDir(), "bench.duckdb")
+	duckdbtest.Exec(t, file, `CREATE TABLE `+benchTable+` AS SELECT i::BIGINT AS l_orderkey, (i % 50)::DECIMAL(15,2) AS l_quantity
+		FROM range(1000) t(i)`)
+	r = volley(t, runOpts{}, "bench", "--rows", "1000", "--runs", "1", "--dsn", pgServer.DSN(), "--stats", "json",
+		"--adbc-driver", duckdbLib, "--adbc-entrypoint", duckdbtest.EntryPoint, "--adbc-uri-option", "-", "--adbc-option", "path="+file)
+	var jrep pgbench.Report
+	if err := json.Unmarshal([]byte(r.stdout), &jrep); r.code != 0 || err != nil {
+		t.Fatalf("bench with --adbc-option: exit %d, %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
+	}
+	var adbcRows int64 = -1
+	for _, res := range jrep.Results {
+		if res.Mode == pgbench.ADBC {
+			adbcRows = res.Rows
+			if res.Err != "" {
+				t.Errorf("adbc: %s", res.Err)
+			}
+		}
+	}
+	if adbcRows != 1000 {
+		t.Errorf("adbc read %d rows, want 1000:\n%s", adbcRows, r.stdout)
+	}
+	for _, bad := range [][]string{{"--adbc-option", "noequals", "--adbc-driver", duckdbLib}, {"--adbc-option", "a=b"},
+		{"--adbc-uri-option", ""}} {
+		if r := volley(t, runOpts{}, append([]string{"bench"}, bad...)...); r.code != exitUsage {
+			t.Errorf("bench %q: exit %d, want %d: %s", bad, r.code, exitUsage, r.stderr)
+		}
 	}
 }
 

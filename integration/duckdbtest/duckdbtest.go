@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/apache/arrow-adbc/go/adbc/drivermgr"
 	"github.com/volleyhq/volley/integration/duckdbbuild/build"
 )
 
@@ -142,5 +143,33 @@ func repoRoot() (string, error) {
 			return "", errors.New("duckdbtest: no go.mod above the working directory; set VOLLEY_CACHE")
 		}
 		dir = parent
+	}
+}
+
+// Exec runs sql (no result) against the DuckDB database file through the
+// driver; any failure fails tb at once.
+func Exec(tb testing.TB, file, sql string) {
+	tb.Helper()
+	ctx := context.Background()
+	db, err := drivermgr.Driver{}.NewDatabase(map[string]string{"driver": DriverPath(tb), "entrypoint": EntryPoint, "path": file})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer db.Close()
+	cn, err := db.Open(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer cn.Close()
+	st, err := cn.NewStatement()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.SetSqlQuery(sql); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := st.ExecuteUpdate(ctx); err != nil {
+		tb.Fatal(err)
 	}
 }

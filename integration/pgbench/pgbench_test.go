@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/apache/arrow-adbc/go/adbc/drivermgr"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/volleyhq/volley/integration/duckdbtest"
 	"github.com/volleyhq/volley/integration/pgbench"
@@ -110,7 +109,7 @@ func TestADBC(t *testing.T) {
 	ctx := context.Background()
 	const rows, table = 5000, "lineitem_adbc"
 	file := filepath.Join(t.TempDir(), "bench.duckdb")
-	duckExec(t, lib, file, `CREATE TABLE `+table+` AS SELECT i::BIGINT AS l_orderkey, (i % 50)::DECIMAL(15,2) AS l_quantity,
+	duckdbtest.Exec(t, file, `CREATE TABLE `+table+` AS SELECT i::BIGINT AS l_orderkey, (i % 50)::DECIMAL(15,2) AS l_quantity,
 		(i * 7)::DECIMAL(15,2) AS l_extendedprice, DATE '1992-01-02' + (i % 2526)::INT AS l_shipdate,
 		md5(i::VARCHAR) AS l_comment FROM range(`+strconv.Itoa(rows)+`) t(i)`)
 
@@ -169,32 +168,5 @@ func TestADBC(t *testing.T) {
 	cfg.ADBCDriver = ""
 	if _, err := pgbench.Run(ctx, cfg); !errors.Is(err, pgbench.ErrNoADBCDriver) {
 		t.Errorf("ADBC mode without a driver: %v", err)
-	}
-}
-
-// duckExec runs one statement in the DuckDB database file.
-func duckExec(t *testing.T, lib, file, sql string) {
-	t.Helper()
-	ctx := context.Background()
-	db, err := drivermgr.Driver{}.NewDatabase(map[string]string{"driver": lib, "entrypoint": duckdbtest.EntryPoint, "path": file})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	cn, err := db.Open(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cn.Close()
-	st, err := cn.NewStatement()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.SetSqlQuery(sql); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.ExecuteUpdate(ctx); err != nil {
-		t.Fatal(err)
 	}
 }
