@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
 // Produce turns src into a conformant producer for h and runs the stream on
@@ -455,21 +457,120 @@ func (t *task) Discard() {
 	}
 }
 
-// RecordBytes returns the total length in bytes of every buffer of rec's
-// columns, children and dictionaries included. Buffers shared between
-// columns are counted once per use.
+// RecordBytes returns the bytes of rec's buffers that its rows cover:
+// validity bitmaps, values, offsets and string data of each column and its
+// children for rec's rows only, so that a slice counts its part and not
+// the whole buffers it shares with its parent (padding is not counted
+// either). Dictionaries count whole, once per column that uses them; types
+// whose layout it does not walk (unions, run-end encoded, views) count
+// their whole buffers.
 func RecordBytes(rec arrow.RecordBatch) int64 {
 	if rec == nil {
 		return 0
 	}
 	var n int64
 	for _, col := range rec.Columns() {
-		n += arrayDataBytes(col.Data())
+		d := col.Data()
+		n += rangeBytes(d, d.Offset(), d.Len())
 	}
 	return n
 }
 
-func arrayDataBytes(d arrow.ArrayData) int64 {
+// rangeBytes is the bytes of d's buffers that cover its elements
+// [off, off+n), off counted from the start of d's buffers (d.Offset()
+// included).
+func rangeBytes(d arrow.ArrayData, off, n int) int64 {
+	if d == nil || n <= 0 || off < 0 {
+		return 0
+	}
+	dt := d.DataType()
+	if ext, ok := dt.(arrow.ExtensionType); ok {
+		dt = ext.StorageType()
+	}
+	bufs := d.Buffers()
+	buf := func(i int) *memory.Buffer {
+		if i < len(bufs) {
+			return bufs[i]
+		}
+		return nil
+	}
+	part := func(i int, want int64) int64 { // want bytes of buffer i, at most its length
+		if b := buf(i); b != nil {
+			return min(want, int64(b.Len()))
+		}
+		return 0
+	}
+	bits := func(i int) int64 { return part(i, int64((off+n+7)/8-off/8)) }
+	children := d.Children()
+	switch id := dt.ID(); id {
+	case arrow.NULL:
+		return 0
+	case arrow.BOOL:
+		return bits(0) + bits(1)
+	case arrow.BINARY, arrow.STRING, arrow.LIST, arrow.MAP:
+		b := buf(1)
+		if b == nil || b.Len() < 4*(off+n+1) {
+			break
+		}
+		o := arrow.Int32Traits.CastFromBytes(b.Bytes())
+		start, end := int(o[off]), int(o[off+n])
+		if start < 0 || end < start {
+			break
+		}
+		total := bits(0) + int64(4*(n+1))
+		if id == arrow.BINARY || id == arrow.STRING {
+			return total + part(2, int64(end-start)) // data: only this range counts
+		}
+		if len(children) == 1 {
+			c := children[0]
+			return total + rangeBytes(c, c.Offset()+start, end-start)
+		}
+	case arrow.LARGE_BINARY, arrow.LARGE_STRING, arrow.LARGE_LIST:
+		b := buf(1)
+		if b == nil || b.Len() < 8*(off+n+1) {
+			break
+		}
+		o := arrow.Int64Traits.CastFromBytes(b.Bytes())
+		start, end := int(o[off]), int(o[off+n])
+		if start < 0 || end < start {
+			break
+		}
+		total := bits(0) + int64(8*(n+1))
+		if id != arrow.LARGE_LIST {
+			return total + part(2, int64(end-start))
+		}
+		if len(children) == 1 {
+			c := children[0]
+			return total + rangeBytes(c, c.Offset()+start, end-start)
+		}
+	case arrow.FIXED_SIZE_LIST:
+		if len(children) == 1 {
+			k := int(dt.(*arrow.FixedSizeListType).Len())
+			c := children[0]
+			return bits(0) + rangeBytes(c, c.Offset()+off*k, n*k)
+		}
+	case arrow.STRUCT:
+		total := bits(0)
+		for _, c := range children {
+			total += rangeBytes(c, c.Offset()+off, n)
+		}
+		return total
+	case arrow.DICTIONARY:
+		idx := array.NewData(dt.(*arrow.DictionaryType).IndexType, d.Len(), bufs, nil, d.NullN(), d.Offset())
+		defer idx.Release()
+		return rangeBytes(idx, off, n) + wholeBytes(d.Dictionary())
+	default:
+		if fw, ok := dt.(arrow.FixedWidthDataType); ok && fw.BitWidth() >= 8 && len(children) == 0 {
+			w := fw.BitWidth() / 8
+			return bits(0) + part(1, int64(n*w))
+		}
+	}
+	return wholeBytes(d)
+}
+
+// wholeBytes is the total length of d's buffers, children's and
+// dictionary's included.
+func wholeBytes(d arrow.ArrayData) int64 {
 	if d == nil {
 		return 0
 	}
@@ -480,10 +581,10 @@ func arrayDataBytes(d arrow.ArrayData) int64 {
 		}
 	}
 	for _, c := range d.Children() {
-		n += arrayDataBytes(c)
+		n += wholeBytes(c)
 	}
 	if d.DataType() != nil && d.DataType().ID() == arrow.DICTIONARY {
-		n += arrayDataBytes(d.Dictionary()) // typed nil for other types
+		n += wholeBytes(d.Dictionary()) // typed nil for other types
 	}
 	return n
 }

@@ -3,6 +3,7 @@ package async_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync/atomic"
@@ -114,10 +115,7 @@ func TestProduceCleanEndAndStats(t *testing.T) {
 	}
 	s := st.Snapshot()
 	ref := asynctest.MakeBatch(alloc, 3, 10, 0)
-	var perBatch int64
-	for _, c := range ref.Columns() {
-		perBatch += bytesOf(c.Data())
-	}
+	perBatch := async.RecordBytes(ref) // checked on its own in TestRecordBytes
 	ref.Release()
 	if s.Rows != 40 || s.Batches != 4 || s.Bytes != 4*perBatch || perBatch < 3*80 {
 		t.Errorf("stats %+v, want 40 rows, 4 batches, %d bytes", s, 4*perBatch)
@@ -419,49 +417,101 @@ func TestRecordBytes(t *testing.T) {
 	if async.RecordBytes(nil) != 0 {
 		t.Error("RecordBytes(nil) != 0")
 	}
-	// int64 with nulls: validity (64 bytes, padded) + values (64 bytes for 3 values, padded).
+	const n = 1000
 	ib := array.NewInt64Builder(alloc)
 	defer ib.Release()
-	ib.AppendValues([]int64{1, 2, 3}, []bool{true, false, true})
-	ints := ib.NewArray()
-	defer ints.Release()
-	var want int64
-	for _, b := range ints.Data().Buffers() {
-		if b != nil {
-			want += int64(b.Len())
-		}
-	}
-	// struct<list<int32>> and a dictionary column: children and dictionary count.
-	sb := array.NewStructBuilder(alloc, arrow.StructOf(arrow.Field{Name: "l", Type: arrow.ListOf(arrow.PrimitiveTypes.Int32)}))
+	sb := array.NewStringBuilder(alloc)
 	defer sb.Release()
-	lb := sb.FieldBuilder(0).(*array.ListBuilder)
+	lb := array.NewListBuilder(alloc, arrow.PrimitiveTypes.Int32)
+	defer lb.Release()
 	vb := lb.ValueBuilder().(*array.Int32Builder)
-	for range 3 {
-		sb.Append(true)
+	stb := array.NewStructBuilder(alloc, arrow.StructOf(arrow.Field{Name: "x", Type: arrow.PrimitiveTypes.Int32}))
+	defer stb.Release()
+	xb := stb.FieldBuilder(0).(*array.Int32Builder)
+	bb := array.NewBooleanBuilder(alloc)
+	defer bb.Release()
+	var strData, listVals int
+	for i := range n {
+		if i%7 == 0 {
+			ib.AppendNull()
+		} else {
+			ib.Append(int64(i))
+		}
+		str := strings.Repeat("s", i%13)
+		strData += len(str)
+		sb.Append(str)
 		lb.Append(true)
-		vb.AppendValues([]int32{1, 2}, nil)
+		for k := range i % 4 {
+			vb.Append(int32(k))
+		}
+		listVals += i % 4
+		stb.Append(true)
+		xb.Append(int32(i))
+		bb.Append(i%2 == 0)
 	}
-	st := sb.NewArray()
-	defer st.Release()
-	want += bytesOf(st.Data())
+	cols := []arrow.Array{ib.NewArray(), sb.NewArray(), lb.NewArray(), stb.NewArray(), bb.NewArray()}
+	fields := make([]arrow.Field, len(cols))
+	for i, c := range cols {
+		defer c.Release()
+		fields[i] = arrow.Field{Name: fmt.Sprint("c", i), Type: c.DataType(), Nullable: true}
+	}
+	rec := array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, n)
+	defer rec.Release()
+	const bitmap = (n + 7) / 8
+	// Exact for whole columns: what the rows cover, without padding.
+	for i, want := range []int64{
+		bitmap + 8*n,                                  // int64 with nulls
+		bitmap + 4*(n+1) + int64(strData),             // string
+		bitmap + 4*(n+1) + bitmap + 4*int64(listVals), // list<int32>: its child's bitmap covers 1500 values
+		bitmap + bitmap + 4*n,                         // struct<int32>
+		bitmap + bitmap,                               // bool
+	} {
+		if i == 2 {
+			want = bitmap + 4*(n+1) + int64((listVals+7)/8) + 4*int64(listVals)
+		}
+		one := array.NewRecordBatch(arrow.NewSchema(fields[i:i+1], nil), cols[i:i+1], n)
+		if got := async.RecordBytes(one); got != want {
+			t.Errorf("column %d (%s): %d bytes, want %d", i, cols[i].DataType(), got, want)
+		}
+		if whole := bytesOf(cols[i].Data()); async.RecordBytes(one) > whole {
+			t.Errorf("column %d: more than its buffers (%d)", i, whole)
+		}
+		one.Release()
+	}
+	// Slices count their part: ten slices add up to the whole, give or take
+	// a byte per bitmap (8) and an offset per offsets buffer (2) at each
+	// cut, and none counts the shared buffers.
+	whole := async.RecordBytes(rec)
+	var sum int64
+	for lo := int64(0); lo < n; lo += 100 {
+		sl := rec.NewSlice(lo, lo+100)
+		b := async.RecordBytes(sl)
+		sl.Release()
+		if b > whole/5 {
+			t.Errorf("slice at %d: %d bytes of %d for a tenth of the rows", lo, b, whole)
+		}
+		sum += b
+	}
+	if sum < whole || sum > whole+10*(8+2*4) {
+		t.Errorf("slices add up to %d, whole is %d", sum, whole)
+	}
+	// A dictionary column counts its indices' part and its whole dictionary.
 	dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int8, ValueType: arrow.BinaryTypes.String}
 	db := array.NewDictionaryBuilder(alloc, dt).(*array.BinaryDictionaryBuilder)
 	defer db.Release()
-	for _, s := range []string{"a", "bb", "a"} {
+	for _, s := range []string{"a", "bb", "a", "ccc"} {
 		db.AppendString(s)
 	}
 	dict := db.NewArray()
 	defer dict.Release()
-	want += bytesOf(dict.Data())
-	schema := arrow.NewSchema([]arrow.Field{{Name: "i", Type: ints.DataType(), Nullable: true},
-		{Name: "s", Type: st.DataType()}, {Name: "d", Type: dt}}, nil)
-	rec := array.NewRecordBatch(schema, []arrow.Array{ints, st, dict}, 3)
-	defer rec.Release()
-	if got := async.RecordBytes(rec); got != want || got <= 0 {
-		t.Errorf("RecordBytes = %d, want %d", got, want)
-	}
-	if d := dict.Data().Dictionary(); d == nil || bytesOf(d) == 0 {
+	drec := array.NewRecordBatch(arrow.NewSchema([]arrow.Field{{Name: "d", Type: dt}}, nil), []arrow.Array{dict}, 4)
+	defer drec.Release()
+	dictBytes := bytesOf(dict.Data().Dictionary())
+	if dictBytes == 0 {
 		t.Fatal("the dictionary column has no dictionary bytes to count")
+	}
+	if got, want := async.RecordBytes(drec), 1+4+dictBytes; got != want {
+		t.Errorf("dictionary column: %d bytes, want %d", got, want)
 	}
 }
 

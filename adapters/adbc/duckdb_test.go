@@ -49,10 +49,28 @@ func TestDuckDBBatchRows(t *testing.T) {
 	if res.err != nil || res.rows != 10000 {
 		t.Fatalf("rows %d err %v", res.rows, res.err)
 	}
+	var counted, shared int64
 	for _, b := range res.batches {
 		if b.NumRows() > 1000 {
 			t.Fatalf("batch of %d rows, bound 1000", b.NumRows())
 		}
+		counted += async.RecordBytes(b)
+		for _, c := range b.Columns() {
+			for _, buf := range c.Data().Buffers() {
+				if buf != nil {
+					shared += int64(buf.Len())
+				}
+			}
+		}
+	}
+	// The batches are slices of larger driver batches: each shares its
+	// parent's buffers, but counts (in Stats, through RecordBytes) only its
+	// own rows' bytes: 8 per int64, plus validity.
+	if shared <= counted {
+		t.Fatalf("batches do not share buffers (%d vs %d bytes): nothing re-sliced", shared, counted)
+	}
+	if counted < 8*10000 || counted > 8*10000+10000/8+10*8 {
+		t.Errorf("re-sliced batches count %d bytes, want about %d", counted, 8*10000)
 	}
 }
 
