@@ -232,6 +232,19 @@ type Source interface {
 	Close() error
 }
 
+// EndNotifier is an optional interface of a [Source] that learns of its
+// end before it is pulled. Ended returns a channel that is closed once the
+// next Next will return io.EOF or an error at once, without a batch (nil
+// while that is not known; [Produce] asks again each time it waits). With
+// it, Produce ends the stream (end of stream, or the error) as soon as the
+// source has ended, also while the consumer has no demand outstanding, so
+// that a consumer that requested exactly as many batches as the stream
+// holds still sees the end (decision A1). Without it, the end is found by
+// the pull that demand allows.
+type EndNotifier interface {
+	Ended() <-chan struct{}
+}
+
 // Mover moves CPU record batches onto one device; devicebuf provides them.
 // A Mover is used by one stream's producer goroutine at a time.
 type Mover interface {

@@ -62,7 +62,10 @@ import (
 // Source blocked in Next returns promptly. The Source is pulled only while
 // demand is positive, so it never reads ahead of the consumer: end of
 // stream is therefore discovered by a pull, but it is sent at once, without
-// using up demand.
+// using up demand. A Source that is an [EndNotifier] is also pulled, with
+// no demand, once it says it has ended, so that its end (or error) reaches
+// a consumer that asked for exactly as many batches as there were; a batch
+// that pull yields after all waits for demand.
 //
 // A task refused by OnNextTask (or handed to a panicking OnNextTask) is
 // discarded by the producer unless the handler already extracted or
@@ -164,6 +167,9 @@ type run struct {
 	schema    *arrow.Schema
 	closed    bool
 	closeErr  error
+	// held is a batch pulled without demand (after an EndNotifier's notice
+	// that proved early), delivered when demand comes.
+	held Batch
 }
 
 // MetaPanicStack is the error metadata key under which a panic's goroutine
@@ -179,6 +185,7 @@ func panicError(where string, v any) *Error {
 
 // produce runs the state machine documented on Produce.
 func (r *run) produce() (ret error) {
+	defer func() { r.held.Release(); r.held = Batch{} }()
 	if st := r.opts.Stats; st != nil {
 		st.MarkStart()
 		defer st.MarkEnd()
@@ -201,14 +208,41 @@ func (r *run) produce() (ret error) {
 			return r.failed(r.p.failure.Load())
 		case r.ctx.Err() != nil:
 			return r.failed(AsError(context.Cause(r.ctx)))
-		case r.p.demand.Load() <= 0:
+		case r.held.Record == nil && r.held.Device == nil && r.p.demand.Load() <= 0:
+			var ended <-chan struct{}
+			if en, ok := r.src.(EndNotifier); ok {
+				ended = en.Ended()
+			}
 			select {
 			case <-r.p.wake:
+				continue
 			case <-r.sctx.Done():
+				continue
+			case <-ended:
+				// The source has ended: pull its end (or error) now.
 			}
+		case r.held.Record != nil || r.held.Device != nil:
+			if r.p.demand.Load() <= 0 {
+				select {
+				case <-r.p.wake:
+				case <-r.sctx.Done():
+				}
+				continue
+			}
+		}
+		var b Batch
+		var err error
+		if r.held.Record != nil || r.held.Device != nil {
+			b, r.held = r.held, Batch{}
+		} else {
+			b, err = r.nextSafe()
+		}
+		if err == nil && r.p.demand.Load() <= 0 {
+			// A batch pulled on an end notice that was not an end: keep it
+			// until demand allows it (N2).
+			r.held = b
 			continue
 		}
-		b, err := r.nextSafe()
 		if f := r.p.failure.Load(); f != nil && !r.p.cancelled.Load() {
 			b.Release()
 			return r.failed(f)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -619,6 +620,83 @@ func TestProduceArrayOnlyDeviceBatches(t *testing.T) {
 	}
 	if src.released.Load() != 3 {
 		t.Errorf("%d device batches released, want 3", src.released.Load())
+	}
+	noViolations(t, h)
+}
+
+// endingSource is an asynctest.Source that is an EndNotifier: its channel
+// closes when the last batch has been pulled (or at once, when early is
+// set: a notice that proves wrong).
+type endingSource struct {
+	*asynctest.Source
+	pulls atomic.Int64
+	early bool
+	ended chan struct{}
+}
+
+func (s *endingSource) Next(ctx context.Context) (async.Batch, error) {
+	b, err := s.Source.Next(ctx)
+	if s.pulls.Add(1) == int64(s.Source.Batches) && !s.early {
+		close(s.ended)
+	}
+	return b, err
+}
+
+func (s *endingSource) pullsSeen() int64 { return s.pulls.Load() }
+
+func (s *endingSource) Ended() <-chan struct{} { return s.ended }
+
+// A1 with an EndNotifier: a consumer that requests exactly the stream's
+// three batches, and nothing more, still gets end of stream and release.
+func TestProduceEndWithoutDemand(t *testing.T) {
+	alloc := checkedAlloc(t)
+	src := &endingSource{Source: &asynctest.Source{Alloc: alloc, Batches: 3}, ended: make(chan struct{})}
+	h := &asynctest.Handler{InitialRequest: 3}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := async.Produce(ctx, h, src, async.ProduceOptions{}); err != nil {
+		t.Fatalf("Produce = %v", err)
+	}
+	noViolations(t, h)
+	if got, want := kindsOf(h), "OnSchema OnNextTask OnNextTask OnNextTask OnNextTask(end) Release"; got != want {
+		t.Errorf("calls %s, want %s", got, want)
+	}
+}
+
+// An end notice that proves wrong (the pull yields a batch) does not let
+// that batch out without demand (N2): it waits for the next request.
+func TestProduceEarlyEndNoticeHoldsTheBatch(t *testing.T) {
+	alloc := checkedAlloc(t)
+	src := &endingSource{Source: &asynctest.Source{Alloc: alloc, Batches: 2}, early: true, ended: make(chan struct{})}
+	close(src.ended)
+	got := make(chan int, 4)
+	h := &asynctest.Handler{InitialRequest: 1}
+	h.TaskHook = func(h *asynctest.Handler, i int, _ async.Task) error {
+		got <- i
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- async.Produce(t.Context(), h, src, async.ProduceOptions{}) }()
+	if i := <-got; i != 1 {
+		t.Fatalf("first task %d", i)
+	}
+	// The producer has pulled batch 2 on the notice and holds it; wait
+	// until it has (the source counts pulls) before checking nothing came.
+	for src.pullsSeen() < 2 {
+		runtime.Gosched()
+	}
+	select {
+	case i := <-got:
+		t.Fatalf("task %d delivered with no demand", i)
+	default:
+	}
+	h.Request(1)
+	if i := <-got; i != 2 {
+		t.Fatalf("second task %d", i)
+	}
+	h.Request(1)
+	if err := <-done; err != nil {
+		t.Fatalf("Produce = %v", err)
 	}
 	noViolations(t, h)
 }

@@ -255,6 +255,15 @@ type describedSource struct {
 func (s *describedSource) Schema(context.Context) (*arrow.Schema, error) { return s.schema, nil }
 func (s *describedSource) Unwrap() any                                   { return s.Source }
 
+// Ended forwards the source's end notice (async.EndNotifier), if it gives
+// one.
+func (s *describedSource) Ended() <-chan struct{} {
+	if en, ok := s.Source.(async.EndNotifier); ok {
+		return en.Ended()
+	}
+	return nil
+}
+
 // errSource is a Source that fails at once, so that a query that fails
 // before streaming still ends through the runtime's rules (OnError before
 // OnSchema, then Release).

@@ -29,6 +29,11 @@ type copyParser struct {
 	// full is called when the batcher reports a full batch; an error stops
 	// the parse (and the COPY).
 	full func() error
+	// resume, when set, is called before the first tuple after a full
+	// batch is decoded (not before the trailer: the end is found without
+	// it); an error stops the parse.
+	resume func() error
+	paused bool
 }
 
 // Write implements io.Writer. It returns len(p) or an error, never a short
@@ -118,6 +123,14 @@ func (c *copyParser) process(buf []byte) (int, error) {
 					end += int(l)
 				}
 			}
+			if c.paused {
+				c.paused = false
+				if c.resume != nil {
+					if err := c.resume(); err != nil {
+						return 0, err
+					}
+				}
+			}
 			// Second pass: decode (the batcher's add, inlined: the tuple's
 			// size is accounted once).
 			b := c.b
@@ -144,6 +157,7 @@ func (c *copyParser) process(buf []byte) (int, error) {
 				if err := c.full(); err != nil {
 					return 0, err
 				}
+				c.paused = true
 			}
 		default:
 			if len(rest) != 0 {

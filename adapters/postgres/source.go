@@ -256,14 +256,16 @@ func (s *source) startCopy() error {
 		}
 	}
 	p := &copyParser{b: b, ncols: len(s.fields)}
-	p.full = func() error {
-		if err := send(b.flush()); err != nil || stopped {
-			return err
-		}
+	p.full = func() error { return send(b.flush()) }
+	p.resume = func() error {
 		// Decode the next batch only once it is asked for: the consumer's
 		// read-ahead (a Reader's window) is the pipeline, and the adapter
 		// adds no batch of its own to it. Meanwhile the socket fills and
-		// TCP back-pressure pauses the server.
+		// TCP back-pressure pauses the server. (The end of the data needs
+		// no asking: it closes copyDone, which Ended hands the runtime.)
+		if stopped {
+			return nil
+		}
 		select {
 		case <-s.want:
 		case <-s.stop:
@@ -387,6 +389,16 @@ func (s *source) nextCopy(ctx context.Context) (arrow.RecordBatch, error) {
 		s.interrupt()
 		return nil, fmt.Errorf("postgres: %w", context.Cause(ctx))
 	}
+}
+
+// Ended implements async.EndNotifier: once a COPY has started, copyDone
+// closes when its goroutine is done, after which Next returns the last
+// batch's end (io.EOF) or the error at once.
+func (s *source) Ended() <-chan struct{} {
+	if s.useCopy && s.started {
+		return s.copyDone
+	}
+	return nil
 }
 
 // --- Extended path ---

@@ -786,3 +786,33 @@ func TestFromTunedPool(t *testing.T) {
 		t.Fatal("tuned and untuned connections read different data")
 	}
 }
+
+// A1: a consumer that requests exactly as many batches as the result has,
+// and never more, still gets end of stream and release (the source tells
+// the runtime its end through async.EndNotifier), whether the last batch
+// is full or not.
+func TestEndWithoutFurtherDemand(t *testing.T) {
+	d := dsn(t)
+	for _, rows := range []int{3000, 2500} {
+		c, _ := connect(t, d, postgres.Config{})
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		src, err := c.Query(ctx, &driver.Request{SQL: fmt.Sprintf("SELECT g::int8 FROM generate_series(1, %d) g", rows), BatchRows: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := &asynctest.Handler{InitialRequest: 3}
+		if err := async.Produce(ctx, h, src, async.ProduceOptions{}); err != nil {
+			t.Fatalf("%d rows: Produce = %v", rows, err)
+		}
+		cancel()
+		if n := h.Count(asynctest.EvTask); n != 3 || h.Count(asynctest.EvEnd) != 1 || h.Count(asynctest.EvRelease) != 1 {
+			t.Errorf("%d rows: %d tasks, %d ends, %d releases; want 3, 1, 1", rows, n, h.Count(asynctest.EvEnd), h.Count(asynctest.EvRelease))
+		}
+		if v := h.Violations(); len(v) > 0 {
+			t.Errorf("%d rows: %v", rows, v)
+		}
+		if _, n := h.Extracted(); n != int64(rows) {
+			t.Errorf("%d rows: %d extracted", rows, n)
+		}
+	}
+}
