@@ -172,6 +172,9 @@ type run struct {
 	held Batch
 }
 
+// holding reports whether a batch pulled without demand waits in held.
+func (r *run) holding() bool { return r.held.Record != nil || r.held.Device != nil }
+
 // MetaPanicStack is the error metadata key under which a panic's goroutine
 // stack travels; the message itself stays one line.
 const MetaPanicStack = "go.panic.stack"
@@ -208,9 +211,9 @@ func (r *run) produce() (ret error) {
 			return r.failed(r.p.failure.Load())
 		case r.ctx.Err() != nil:
 			return r.failed(AsError(context.Cause(r.ctx)))
-		case r.held.Record == nil && r.held.Device == nil && r.p.demand.Load() <= 0:
+		case r.p.demand.Load() <= 0:
 			var ended <-chan struct{}
-			if en, ok := r.src.(EndNotifier); ok {
+			if en, ok := r.src.(EndNotifier); ok && !r.holding() {
 				ended = en.Ended()
 			}
 			select {
@@ -221,18 +224,10 @@ func (r *run) produce() (ret error) {
 			case <-ended:
 				// The source has ended: pull its end (or error) now.
 			}
-		case r.held.Record != nil || r.held.Device != nil:
-			if r.p.demand.Load() <= 0 {
-				select {
-				case <-r.p.wake:
-				case <-r.sctx.Done():
-				}
-				continue
-			}
 		}
 		var b Batch
 		var err error
-		if r.held.Record != nil || r.held.Device != nil {
+		if r.holding() {
 			b, r.held = r.held, Batch{}
 		} else {
 			b, err = r.nextSafe()

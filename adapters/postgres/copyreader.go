@@ -88,11 +88,7 @@ func (c *copyReader) arm(sink io.Writer) {
 // disarm passes everything through again (after the COPY's ReadyForQuery).
 // A copyReader also disarms itself when a read fails (the connection is
 // lost then).
-func (c *copyReader) disarm() {
-	if c.sink != nil {
-		c.sink, c.run = nil, nil
-	}
-}
+func (c *copyReader) disarm() { c.sink, c.run = nil, nil }
 
 // Read implements io.Reader for pgproto3.
 func (c *copyReader) Read(p []byte) (int, error) {
