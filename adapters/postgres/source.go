@@ -380,15 +380,25 @@ func (s *source) nextCopy(ctx context.Context) (arrow.RecordBatch, error) {
 	}
 }
 
-// Ended implements async.EndNotifier: once a COPY has started, copyDone
-// closes when its goroutine is done, after which Next returns the last
-// batch's end (io.EOF) or the error at once.
+// Ended implements async.EndNotifier. Once a COPY has started, copyDone
+// closes when its goroutine is done, after which Next returns the end
+// (io.EOF) or the error at once. On the extended path the end is known
+// once the result reader is done (the last batch was a partial one, or an
+// error ended it).
 func (s *source) Ended() <-chan struct{} {
-	if s.useCopy && s.started {
+	switch {
+	case !s.started:
+		return nil
+	case s.useCopy:
 		return s.copyDone
+	case s.rr == nil || s.err != nil:
+		return closedChan
 	}
 	return nil
 }
+
+// closedChan is a closed channel: an end already known.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // --- Extended path ---
 

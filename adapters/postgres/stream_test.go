@@ -789,14 +789,22 @@ func TestFromTunedPool(t *testing.T) {
 
 // A1: a consumer that requests exactly as many batches as the result has,
 // and never more, still gets end of stream and release (the source tells
-// the runtime its end through async.EndNotifier), whether the last batch
-// is full or not.
+// the runtime its end through async.EndNotifier): on the COPY path whether
+// the last batch is full or not, on the extended path when it is partial.
 func TestEndWithoutFurtherDemand(t *testing.T) {
 	d := dsn(t)
-	for _, rows := range []int{3000, 2500} {
+	for _, tc := range []struct {
+		rows int
+		args []any // with a parameter: the extended path, whose end is known after a partial batch
+	}{{3000, nil}, {2500, nil}, {2500, []any{int64(0)}}} {
+		rows := tc.rows
 		c, _ := connect(t, d, postgres.Config{})
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		src, err := c.Query(ctx, &driver.Request{SQL: fmt.Sprintf("SELECT g::int8 FROM generate_series(1, %d) g", rows), BatchRows: 1000})
+		sql := fmt.Sprintf("SELECT g::int8 FROM generate_series(1, %d) g", rows)
+		if tc.args != nil {
+			sql += " WHERE g > $1"
+		}
+		src, err := c.Query(ctx, &driver.Request{SQL: sql, Args: tc.args, BatchRows: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}
