@@ -207,9 +207,9 @@ func (b *batcher) release() {
 
 // sizeHint follows the largest of recent batches' sizes: n, or the
 // previous hint less a sixteenth when that is more. Batches cut by bytes
-// vary by a few percent in rows and data; sizing the next one from the
-// last alone would now and then ask for a little more than the buffers
-// the recycler holds, which then sit unused while new ones are made.
+// vary a little in rows and data; sizing the next one from the last alone
+// could ask for a little more than the recycled buffers hold (each batch
+// reuses the set of the batch before last), and make new ones.
 func sizeHint(prev, n int) int { return max(n, prev-prev/16) }
 
 // dirtyWidth is the value width in bytes of a plain fixed-width type whose
