@@ -536,37 +536,19 @@ func rangeBytes(d arrow.ArrayData, off, n int) int64 {
 		return 0
 	case arrow.BOOL:
 		return bits(0) + bits(1)
-	case arrow.BINARY, arrow.STRING, arrow.LIST, arrow.MAP:
-		b := buf(1)
-		if b == nil || b.Len() < 4*(off+n+1) {
+	case arrow.BINARY, arrow.STRING, arrow.LIST, arrow.MAP, arrow.LARGE_BINARY, arrow.LARGE_STRING, arrow.LARGE_LIST:
+		w := 4
+		if id == arrow.LARGE_BINARY || id == arrow.LARGE_STRING || id == arrow.LARGE_LIST {
+			w = 8
+		}
+		start, end, ok := offsetRange(buf(1), w, off, n)
+		if !ok {
 			break
 		}
-		o := arrow.Int32Traits.CastFromBytes(b.Bytes())
-		start, end := int(o[off]), int(o[off+n])
-		if start < 0 || end < start {
-			break
-		}
-		total := bits(0) + int64(4*(n+1))
-		if id == arrow.BINARY || id == arrow.STRING {
+		total := bits(0) + int64(w*(n+1))
+		switch id {
+		case arrow.BINARY, arrow.STRING, arrow.LARGE_BINARY, arrow.LARGE_STRING:
 			return total + part(2, int64(end-start)) // data: only this range counts
-		}
-		if len(children) == 1 {
-			c := children[0]
-			return total + rangeBytes(c, c.Offset()+start, end-start)
-		}
-	case arrow.LARGE_BINARY, arrow.LARGE_STRING, arrow.LARGE_LIST:
-		b := buf(1)
-		if b == nil || b.Len() < 8*(off+n+1) {
-			break
-		}
-		o := arrow.Int64Traits.CastFromBytes(b.Bytes())
-		start, end := int(o[off]), int(o[off+n])
-		if start < 0 || end < start {
-			break
-		}
-		total := bits(0) + int64(8*(n+1))
-		if id != arrow.LARGE_LIST {
-			return total + part(2, int64(end-start))
 		}
 		if len(children) == 1 {
 			c := children[0]
@@ -595,6 +577,23 @@ func rangeBytes(d arrow.ArrayData, off, n int) int64 {
 		}
 	}
 	return wholeBytes(d)
+}
+
+// offsetRange reads the first and last of the n+1 offsets (w bytes each)
+// of elements [off, off+n) from b; ok is false when b cannot hold them or
+// they are not a range.
+func offsetRange(b *memory.Buffer, w, off, n int) (start, end int, ok bool) {
+	if b == nil || b.Len() < w*(off+n+1) {
+		return 0, 0, false
+	}
+	if w == 8 {
+		o := arrow.Int64Traits.CastFromBytes(b.Bytes())
+		start, end = int(o[off]), int(o[off+n])
+	} else {
+		o := arrow.Int32Traits.CastFromBytes(b.Bytes())
+		start, end = int(o[off]), int(o[off+n])
+	}
+	return start, end, start >= 0 && end >= start
 }
 
 // wholeBytes is the total length of d's buffers, children's and

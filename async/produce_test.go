@@ -431,6 +431,8 @@ func TestRecordBytes(t *testing.T) {
 	xb := stb.FieldBuilder(0).(*array.Int32Builder)
 	bb := array.NewBooleanBuilder(alloc)
 	defer bb.Release()
+	lsb := array.NewLargeStringBuilder(alloc)
+	defer lsb.Release()
 	var strData, listVals int
 	for i := range n {
 		if i%7 == 0 {
@@ -441,6 +443,7 @@ func TestRecordBytes(t *testing.T) {
 		str := strings.Repeat("s", i%13)
 		strData += len(str)
 		sb.Append(str)
+		lsb.Append(str)
 		lb.Append(true)
 		for k := range i % 4 {
 			vb.Append(int32(k))
@@ -450,7 +453,7 @@ func TestRecordBytes(t *testing.T) {
 		xb.Append(int32(i))
 		bb.Append(i%2 == 0)
 	}
-	cols := []arrow.Array{ib.NewArray(), sb.NewArray(), lb.NewArray(), stb.NewArray(), bb.NewArray()}
+	cols := []arrow.Array{ib.NewArray(), sb.NewArray(), lb.NewArray(), stb.NewArray(), bb.NewArray(), lsb.NewArray()}
 	fields := make([]arrow.Field, len(cols))
 	for i, c := range cols {
 		defer c.Release()
@@ -480,8 +483,8 @@ func TestRecordBytes(t *testing.T) {
 		one.Release()
 	}
 	// Slices count their part: ten slices add up to the whole, give or take
-	// a byte per bitmap (8) and an offset per offsets buffer (2) at each
-	// cut, and none counts the shared buffers.
+	// a byte per bitmap (9) and an offset per offsets buffer (3, one of
+	// them 8 bytes) at each cut, and none counts the shared buffers.
 	whole := async.RecordBytes(rec)
 	var sum int64
 	for lo := int64(0); lo < n; lo += 100 {
@@ -493,7 +496,7 @@ func TestRecordBytes(t *testing.T) {
 		}
 		sum += b
 	}
-	if sum < whole || sum > whole+10*(8+2*4) {
+	if sum < whole || sum > whole+10*(9+2*4+8) {
 		t.Errorf("slices add up to %d, whole is %d", sum, whole)
 	}
 	// A dictionary column counts its indices' part and its whole dictionary.
