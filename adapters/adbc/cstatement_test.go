@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	goadbc "github.com/apache/arrow-adbc/go/adbc"
-	"github.com/apache/arrow-adbc/go/adbc/drivermgr"
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/volleyhq/volley/integration/duckdbtest"
@@ -16,22 +15,7 @@ import (
 // (a query that fails when run describes fine), and StatementCancel is
 // callable when nothing runs.
 func TestCStatement(t *testing.T) {
-	db, err := drivermgr.Driver{}.NewDatabase(map[string]string{
-		"driver": duckdbtest.DriverPath(t), "entrypoint": DuckDBEntryPoint, "path": ":memory:"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	cn, err := db.Open(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cn.Close()
-	st, err := cn.NewStatement()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := duckdbtest.Statement(t, ":memory:")
 	cst := cStatementOf(st)
 	if cst == nil {
 		t.Fatal("cStatementOf(drivermgr statement) = nil: the drivermgr layout changed")

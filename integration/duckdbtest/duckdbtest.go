@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/apache/arrow-adbc/go/adbc"
 	"github.com/apache/arrow-adbc/go/adbc/drivermgr"
 	"github.com/volleyhq/volley/integration/duckdbbuild/build"
 )
@@ -146,30 +147,55 @@ func repoRoot() (string, error) {
 	}
 }
 
+// Statement opens a database on file (":memory:" for none), a connection
+// and a statement through the driver manager; they are closed when tb
+// ends. Any failure fails tb at once.
+func Statement(tb testing.TB, file string) adbc.Statement {
+	tb.Helper()
+	st, closeAll := open(tb, file)
+	tb.Cleanup(closeAll)
+	return st
+}
+
 // Exec runs sql (no result) against the DuckDB database file through the
-// driver; any failure fails tb at once.
+// driver, and closes the file again; any failure fails tb at once.
 func Exec(tb testing.TB, file, sql string) {
 	tb.Helper()
-	ctx := context.Background()
+	st, closeAll := open(tb, file)
+	defer closeAll()
+	if err := st.SetSqlQuery(sql); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := st.ExecuteUpdate(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// open opens the database, a connection and a statement; closeAll closes
+// them (also after a failure has been reported, through tb.Cleanup).
+func open(tb testing.TB, file string) (st adbc.Statement, closeAll func()) {
+	tb.Helper()
+	var closers []func() error
+	closeAll = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			_ = closers[i]()
+		}
+		closers = nil
+	}
+	tb.Cleanup(closeAll) // in case a Fatal below skips the caller's close
 	db, err := drivermgr.Driver{}.NewDatabase(map[string]string{"driver": DriverPath(tb), "entrypoint": EntryPoint, "path": file})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer db.Close()
-	cn, err := db.Open(ctx)
+	closers = append(closers, db.Close)
+	cn, err := db.Open(context.Background())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer cn.Close()
-	st, err := cn.NewStatement()
-	if err != nil {
+	closers = append(closers, cn.Close)
+	if st, err = cn.NewStatement(); err != nil {
 		tb.Fatal(err)
 	}
-	defer st.Close()
-	if err := st.SetSqlQuery(sql); err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := st.ExecuteUpdate(ctx); err != nil {
-		tb.Fatal(err)
-	}
+	closers = append(closers, st.Close)
+	return st, closeAll
 }
